@@ -1,0 +1,45 @@
+# The project's commands. Everything runs from a virtualenv in .venv that `make venv` builds.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv demo demo-azure test lint proto bench fuzz clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The main job end to end: OpenBao dev server, the daemon on a socket, the local driver mounting an SPC.
+demo: venv
+	$(PY) tools/demo.py
+
+## The same flow against the local Azure Key Vault fake.
+demo-azure: venv
+	$(PY) tools/demo_azure.py
+
+## The whole test suite (what .ci/run calls).
+test: venv
+	$(PY) -m ruff check provider tests tools
+	$(PY) -m pytest -q tests
+
+lint: venv
+	$(PY) -m ruff check provider tests tools
+
+## Regenerate provider/_proto from proto/ (a test fails when they disagree).
+proto: venv
+	$(PY) tools/gen_proto.py
+
+## Benchmarks that print figures (not tests).
+bench: venv
+	$(PY) tools/bench.py
+
+## A longer fuzzing run than the one in `make test`.
+fuzz: venv
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests -m fuzz
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

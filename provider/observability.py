@@ -1,0 +1,192 @@
+"""Logging (JSON lines, redaction by key and by shape), Prometheus metrics, and the audit trail.
+
+Nothing here ever sees a secret value on purpose, but everything here assumes it might: every log
+record and audit record passes through `redact` before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# ---------------------------------------------------------------------------------------------- redaction
+
+REDACTED = "[REDACTED]"
+# Keys whose values are never written, matched without regard to case, anywhere in a structure.
+SECRET_KEYS = frozenset(
+    {
+        "token",
+        "jwt",
+        "client_secret",
+        "clientsecret",
+        "client_assertion",
+        "password",
+        "secret",
+        "secrets",
+        "attributes",
+        "contents",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "x-vault-token",
+        "csi.storage.k8s.io/serviceaccount.tokens",
+    }
+)
+# Shapes of credentials: JWTs (three base64url parts, the first a JSON header) and Vault/OpenBao tokens.
+SECRET_SHAPES = re.compile(
+    r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"|\b(?:hvs|hvb|hvr|s|b|r)\.[A-Za-z0-9_-]{20,}"
+)
+
+
+def redact_text(text: str) -> str:
+    return SECRET_SHAPES.sub(REDACTED, text)
+
+
+def redact(value: Any) -> Any:
+    """A copy of value with secret-keyed entries and credential-shaped strings replaced."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if str(k).lower() in SECRET_KEYS else redact(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ logging
+
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "fields"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, then the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+        }
+        entry.update(redact(_fields_of(record)))
+        if record.exc_info:
+            entry["exception"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, sort_keys=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = redact(_fields_of(record))
+        text = f"{self.formatTime(record)} {record.levelname:<7} {redact_text(record.getMessage())}"
+        if fields:
+            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        if record.exc_info:
+            text += "\n" + redact_text(self.formatException(record.exc_info))
+        return text
+
+
+def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    fields = dict(getattr(record, "fields", None) or {})
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            fields[key] = value
+    return fields
+
+
+def configure_logging(level: str = "info", fmt: str = "json", stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Library loggers that print request headers or bodies at debug stay at warning, whatever our level.
+    for noisy in ("azure", "urllib3", "hpack", "grpc", "msal"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+# Labels come from fixed sets only: backend names, ErrorKind values, operation names chosen in code,
+# HTTP status classes. Never object names, paths or messages.
+
+MOUNTS = Counter("provider_mounts_total", "Mount calls answered, by backend and error kind ('' = ok).",
+                 ["backend", "error_kind"])
+MOUNT_SECONDS = Histogram(
+    "provider_mount_duration_seconds", "Time to answer a Mount call, by backend and error kind.",
+    ["backend", "error_kind"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+MOUNTS_IN_FLIGHT = Gauge("provider_mounts_in_flight", "Mount calls being answered now.", ["backend"])
+BACKEND_REQUESTS = Counter(
+    "provider_backend_requests_total",
+    "Requests to a backend, by backend, operation (login, read, token, list...) and status class.",
+    ["backend", "operation", "status_class"],
+)
+BACKEND_REQUEST_SECONDS = Histogram(
+    "provider_backend_request_duration_seconds", "Duration of requests to a backend.",
+    ["backend", "operation"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CACHE_LOOKUPS = Counter(
+    "provider_cache_lookups_total", "Lookups in the provider's caches (tokens, credentials, values).",
+    ["backend", "cache", "result"],
+)
+
+
+def status_class(status: int | None) -> str:
+    """'2xx'..'5xx' for an HTTP status, 'error' for a request that got no answer."""
+    return f"{status // 100}xx" if status else "error"
+
+
+# -------------------------------------------------------------------------------------------------- audit
+
+
+class AuditLog:
+    """One JSON record per mount: who, what (ids, versions, paths), outcome. Never a value or a token."""
+
+    def __init__(self, target: str | None, max_bytes: int = 50 * 1024 * 1024, backups: int = 3) -> None:
+        self._lock = threading.Lock()
+        self._stream: IO[str] | None = None
+        self._handler: logging.Handler | None = None
+        if target == "-":
+            self._stream = sys.stdout
+        elif target:
+            self._handler = logging.handlers.RotatingFileHandler(
+                target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+            self._handler.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def enabled(self) -> bool:
+        return self._stream is not None or self._handler is not None
+
+    def record(self, entry: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        line = json.dumps(redact(dict(entry)), default=str)
+        with self._lock:
+            if self._stream is not None:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            elif self._handler is not None:
+                self._handler.emit(logging.makeLogRecord({"msg": line, "args": None}))
+
+    def close(self) -> None:
+        if self._handler is not None:
+            self._handler.close()
+
+
+def audit_objects(records: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"id": r.object_id, "version": r.version, "paths": list(r.paths)} for r in records]
