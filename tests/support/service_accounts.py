@@ -55,7 +55,10 @@ class Issuer:
             "kubernetes.io": {
                 "namespace": namespace,
                 "pod": {"name": pod_name, "uid": pod_uid},
-                "serviceaccount": {"name": service_account, "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, service_account))},
+                "serviceaccount": {
+                    "name": service_account,
+                    "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{service_account}")),
+                },
             },
         }
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.key_id})

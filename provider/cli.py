@@ -1,0 +1,230 @@
+"""Command line: `serve` (the daemon), `mount` (the local driver), `version`. One function a command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+
+import grpc
+import yaml
+
+from provider import __version__
+from provider._proto import v1alpha1_pb2 as pb
+from provider.backends import BACKEND_MODULES, Backend, add_backend_arguments, create_backend
+from provider.health import HealthServer, start_metrics_server
+from provider.localdriver import (
+    DriverRejection,
+    PodIdentity,
+    build_mount_request,
+    call_mount,
+    check_response,
+    spc_parts,
+    write_payload,
+)
+from provider.observability import AuditLog, configure_logging
+from provider.output import VersionKey
+from provider.server import ProviderDaemon
+
+log = logging.getLogger("provider")
+
+DEFAULT_PROVIDER_DIR = "/var/run/secrets-store-csi-providers"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    result: int = args.run(args)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secrets-store-csi-provider",
+        description="Secrets Store CSI Driver provider for HashiCorp Vault and Azure Key Vault.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the provider daemon")
+    serve.add_argument("--provider-dir", default=DEFAULT_PROVIDER_DIR, help="where the <backend>.sock sockets go")
+    serve.add_argument("--backends", default=",".join(BACKEND_MODULES), help="comma-separated backends to serve")
+    serve.add_argument("--grace-seconds", type=float, default=10.0, help="time in-flight mounts get at shutdown")
+    serve.add_argument("--health-addr", default="", help="HOST:PORT for HTTP /healthz (off when empty)")
+    serve.add_argument("--metrics-addr", default="", help="HOST:PORT for Prometheus /metrics (off when empty)")
+    serve.add_argument("--audit-log", default="", help="audit records: a file path (size-rotated) or - for stdout")
+    serve.add_argument("--max-concurrent-mounts", type=int, default=32, help="Mount calls served at once, per socket")
+    _add_common_arguments(serve)
+    serve.set_defaults(run=serve_command)
+
+    mount = commands.add_parser("mount", help="mount a SecretProviderClass into a directory, like the driver")
+    mount.add_argument("spc", help="SecretProviderClass manifest (YAML)")
+    mount.add_argument("--target", required=True, help="directory to write the files into")
+    mount.add_argument("--socket", help="provider socket; default: an in-process provider for spec.provider")
+    mount.add_argument("--namespace", default="default")
+    mount.add_argument("--service-account", default="default")
+    mount.add_argument("--pod", default="local-pod", help="pod name (its uid is derived from namespace and name)")
+    mount.add_argument("--token", action="append", default=[], metavar="AUDIENCE=FILE",
+                       help="a service-account token for an audience, read from FILE (repeatable)")
+    mount.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE",
+                       help="nodePublishSecretRef data (repeatable)")
+    mount.add_argument("--attribute", action="append", default=[], metavar="KEY=VALUE",
+                       help="a pod volumeAttribute (repeatable); overrides the SPC parameter of that name")
+    mount.add_argument("--permission", default="0644", help="default file mode, octal (the driver sends 0644)")
+    mount.add_argument("--timeout", type=float, default=120.0, help="seconds, like kubelet's mount budget")
+    mount.add_argument("--show", action="store_true", help="also print the file contents")
+    _add_common_arguments(mount)
+    mount.set_defaults(run=mount_command)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(run=lambda _args: print(__version__) or 0)
+    return parser
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="json", choices=["json", "text"])
+    parser.add_argument("--version-key-file", default="",
+                        help="HMAC key for object versions, shared by all nodes (a mounted Secret)")
+    add_backend_arguments(parser)
+
+
+def load_version_key(path: str) -> VersionKey:
+    if path:
+        return VersionKey.from_file(path)
+    log.warning(
+        "no --version-key-file: object versions use a random per-process key and change when the provider "
+        "restarts; mount a shared Secret and pass --version-key-file"
+    )
+    return VersionKey.random()
+
+
+def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend]:
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in BACKEND_MODULES]
+    if not chosen or unknown:
+        raise SystemExit(f"--backends: unknown {unknown or 'empty list'}; choose from {', '.join(BACKEND_MODULES)}")
+    return {name: create_backend(name, args) for name in chosen}
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
+    daemon = ProviderDaemon(
+        args.provider_dir,
+        create_backends(args.backends, args),
+        load_version_key(args.version_key_file),
+        AuditLog(args.audit_log or None),
+        max_workers=args.max_concurrent_mounts,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    daemon.start()
+    health = HealthServer(args.health_addr, daemon.healthy) if args.health_addr else None
+    if health:
+        health.start()
+    if args.metrics_addr:
+        start_metrics_server(args.metrics_addr)
+    log.info("ready", extra={"fields": {"version": __version__, "backends": list(daemon.backends)}})
+    while not stop.wait(3600):
+        pass
+    log.info("shutting down", extra={"fields": {"graceSeconds": args.grace_seconds}})
+    if health:
+        health.stop()
+    daemon.stop(args.grace_seconds)
+    return 0
+
+
+def mount_command(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
+    try:
+        with open(args.spc) as handle:
+            spc = next((d for d in yaml.safe_load_all(handle) if d and d.get("kind") == "SecretProviderClass"), None)
+        if spc is None:
+            raise DriverRejection(f"{args.spc} holds no SecretProviderClass")
+        _, provider_name, _ = spc_parts(spc)
+        tokens = {}
+        for item in args.token:
+            audience, path = _key_value(item, "--token")
+            with open(path) as handle:
+                tokens[audience] = handle.read().strip()
+        request = build_mount_request(
+            spc,
+            PodIdentity.named(args.pod, args.namespace, args.service_account),
+            tokens=tokens,
+            secrets=dict(_key_value(s, "--secret") for s in args.secret),
+            permission=int(args.permission, 8),
+            volume_attributes=dict(_key_value(a, "--attribute") for a in args.attribute),
+        )
+        response = _mount_through(args, provider_name, request)
+        check_response(response)
+    except (DriverRejection, OSError, yaml.YAMLError, ValueError) as exc:
+        print(f"mount failed: {exc}", file=sys.stderr)
+        return 1
+    except grpc.RpcError as exc:
+        print(f"mount failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    written = write_payload(args.target, response)
+    print_table(response, args.show)
+    print(f"{'wrote' if written else 'unchanged'}: {args.target}")
+    return 0
+
+
+def _mount_through(args: argparse.Namespace, provider_name: str, request: pb.MountRequest) -> pb.MountResponse:
+    if args.socket:
+        return call_mount(args.socket, request, timeout=args.timeout)
+    if provider_name not in BACKEND_MODULES:
+        raise DriverRejection(f"spec.provider {provider_name!r} is not a backend of this provider")
+    with tempfile.TemporaryDirectory(prefix="sscsi-") as provider_dir:
+        daemon = ProviderDaemon(
+            provider_dir,
+            {provider_name: create_backend(provider_name, args)},
+            load_version_key(args.version_key_file),
+            AuditLog(None),
+        )
+        daemon.start()
+        try:
+            return call_mount(daemon.socket_path(provider_name), request, timeout=args.timeout)
+        finally:
+            daemon.stop(1.0)
+
+
+def print_table(response: pb.MountResponse, show: bool) -> None:
+    """Path, mode, size, object id and version of each file; contents only when asked."""
+    versions = {v.id: v.version for v in response.object_version}
+    rows = [("PATH", "MODE", "SIZE", "OBJECT", "VERSION")]
+    for item in response.files:
+        # The response does not link files to objects; an id equal to the path (Vault) is the link.
+        object_id = item.path if item.path in versions else ""
+        rows.append((item.path, f"{item.mode:04o}", str(len(item.contents)), object_id, versions.get(object_id, "")))
+    unlinked = [(i, v) for i, v in versions.items() if not any(r[3] == i for r in rows[1:])]
+    rows += [("", "", "", object_id, version) for object_id, version in unlinked]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    if show:
+        for item in response.files:
+            print(f"\n--- {item.path}")
+            sys.stdout.write(item.contents.decode("utf-8", "backslashreplace"))
+            print()
+
+
+def _key_value(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{flag} takes KEY=VALUE, got {item!r}")
+    return key, value
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

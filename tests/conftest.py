@@ -1,0 +1,27 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Daemon, start_daemon
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons on fresh provider dirs under tmp_path; every one is stopped at teardown."""
+    started: list[Daemon] = []
+
+    def factory(backends: list[str], extra_args: list[str] | None = None, **kwargs: object) -> Daemon:
+        provider_dir = tmp_path / f"providers{len(started)}"
+        daemon = start_daemon(provider_dir, backends, extra_args or [], **kwargs)  # type: ignore[arg-type]
+        started.append(daemon)
+        daemon.wait_ready()
+        return daemon
+
+    yield factory
+    for daemon in started:
+        daemon.stop()

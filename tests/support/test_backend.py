@@ -1,0 +1,85 @@
+"""A backend for testing the daemon itself: its SPC parameters say what files to return. Never shipped.
+
+Parameters:
+  objects          YAML list of {objectName, path (default objectName), value | valueBase64, filePermission}
+  delaySeconds     sleep this long in fetch, inside the deadline
+  failWith         an ErrorKind name: fail the mount with it
+  requireAudience  fail UNAUTHENTICATED unless the driver sent a token for this audience
+  echoPod          "true": add a file `pod-info` with the pod's namespace/name/uid/service account
+  echoSecret       a nodePublishSecretRef key whose raw value becomes the file `secret-value`
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from provider.deadline import time_left
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.output import SecretFile
+from provider.request import MountContext
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    files: tuple[SecretFile, ...]
+    delay: float
+
+
+class TestBackend:
+    name = "test"
+
+    def plan(self, ctx: MountContext) -> TestPlan:
+        params = ctx.parameters
+        if params.get("failWith"):
+            raise ProviderError(ErrorKind[params["failWith"]], f"planted {params['failWith']} failure")
+        audience = params.get("requireAudience")
+        if audience is not None and ctx.token_for(audience) is None:
+            raise ProviderError(ErrorKind.UNAUTHENTICATED, f"no service-account token for audience {audience!r}")
+        try:
+            objects: Any = yaml.safe_load(params.get("objects", "")) or []
+        except yaml.YAMLError:
+            raise invalid("objects is not valid YAML") from None
+        files = [self._file(o) for o in objects]
+        if params.get("echoPod") == "true":
+            pod = ctx.pod
+            text = f"{pod.namespace}/{pod.name}/{pod.uid}/{pod.service_account}"
+            files.append(SecretFile("pod-info", text.encode(), "pod-info", "pod-info"))
+        if params.get("echoSecret"):
+            value = ctx.secrets.get(params["echoSecret"], "")
+            files.append(SecretFile("secret-value", value.encode(), "secret-value", "secret-value"))
+        return TestPlan(tuple(files), float(params.get("delaySeconds", "0")))
+
+    def _file(self, obj: dict[str, Any]) -> SecretFile:
+        contents = base64.b64decode(obj["valueBase64"]) if "valueBase64" in obj else str(obj.get("value", "")).encode()
+        mode = obj.get("filePermission")
+        if isinstance(mode, str):
+            mode = int(mode, 8)
+        spec = json.dumps({k: v for k, v in obj.items() if k not in ("value", "valueBase64")}, sort_keys=True)
+        return SecretFile(
+            path=str(obj.get("path", obj["objectName"])),
+            contents=contents,
+            object_id=str(obj["objectName"]),
+            object_spec=spec,
+            mode=mode,
+        )
+
+    def fetch(self, plan: TestPlan, deadline: float) -> list[SecretFile]:
+        end = time.monotonic() + plan.delay
+        while time.monotonic() < end:
+            time.sleep(min(0.05, time_left(deadline, "the test backend finished its delay")))
+        return list(plan.files)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def create(args: argparse.Namespace) -> TestBackend:
+    return TestBackend()
