@@ -1,7 +1,7 @@
 """A backend for testing the daemon itself: its SPC parameters say what files to return. Never shipped.
 
 Parameters:
-  objects          YAML list of {objectName, path (default objectName), value | valueBase64, filePermission}
+  objects          YAML list of {objectName, path (default objectName), value | valueBase64, repeat, filePermission}
   delaySeconds     sleep this long in fetch, inside the deadline
   failWith         an ErrorKind name: fail the mount with it
   requireAudience  fail UNAUTHENTICATED unless the driver sent a token for this audience
@@ -58,6 +58,7 @@ class TestBackend:
 
     def _file(self, obj: dict[str, Any]) -> SecretFile:
         contents = base64.b64decode(obj["valueBase64"]) if "valueBase64" in obj else str(obj.get("value", "")).encode()
+        contents *= int(obj.get("repeat", 1))  # large files from a small request
         mode = obj.get("filePermission")
         if isinstance(mode, str):
             mode = int(mode, 8)
