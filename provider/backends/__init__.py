@@ -60,11 +60,13 @@ def backend_module(name: str) -> ModuleType | None:
     """The backend's package, or None when this build does not have it."""
     module_name = BACKEND_MODULES[name]
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
             return None
         raise
+    # A directory without the entry points (e.g. a namespace package with no __init__) is not a backend.
+    return module if hasattr(module, "create") and hasattr(module, "add_arguments") else None
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
