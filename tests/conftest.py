@@ -25,3 +25,17 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     yield factory
     for daemon in started:
         daemon.stop()
+
+
+def _register_hypothesis_profiles() -> None:
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    # The default profile keeps `make test` fast; `make fuzz` sets HYPOTHESIS_PROFILE=long.
+    settings.register_profile("default", suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+    settings.register_profile("long", max_examples=100_000, suppress_health_check=list(HealthCheck), deadline=None)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+_register_hypothesis_profiles()
