@@ -1,0 +1,98 @@
+"""What an SPC author may point the provider at: backend addresses and files on the provider's disk.
+
+Anyone who can create a SecretProviderClass (or set pod volumeAttributes) in any namespace controls
+every parameter we read. Left unchecked, an SPC can send pod tokens to an address of its choosing or
+make the provider read a file from its own filesystem (a CA bundle parameter naming a key file).
+Operators narrow this with two flags: `--allowed-vault-addresses` (URL prefixes) and
+`--allowed-files-dir` (the only directory SPC file parameters may name). Daemon flags themselves are
+trusted: they are the operator's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from provider.errors import ErrorKind, ProviderError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme), parts.path.rstrip("/")
+
+
+def address_allowed(address: str, prefixes: Sequence[str]) -> bool:
+    """True when address has the scheme, host and port of a prefix and its path under the prefix's path.
+
+    Compared by parts, not as text, so `https://vault.corp` does not admit `https://vault.corp.evil.example`.
+    """
+    wanted = _origin_and_path(address)
+    if wanted is None:
+        return False
+    for prefix in prefixes:
+        allowed = _origin_and_path(prefix)
+        if allowed is None or allowed[:3] != wanted[:3]:
+            continue
+        if wanted[3] == allowed[3] or wanted[3].startswith(allowed[3] + "/"):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class EndpointPolicy:
+    """The operator's limits; the defaults allow every address and no SPC-named file."""
+
+    allowed_vault_addresses: tuple[str, ...] = ()
+    allowed_files_dir: str = ""
+
+    def check_vault_address(self, address: str, source: str) -> None:
+        if self.allowed_vault_addresses and not address_allowed(address, self.allowed_vault_addresses):
+            raise ProviderError(
+                ErrorKind.PERMISSION_DENIED,
+                f"{source} {address!r} is not allowed by this provider's --allowed-vault-addresses; "
+                "use an allowed address or ask the cluster operator to add it",
+            )
+
+    def resolve_spc_file(self, path: str, parameter: str) -> str:
+        """The real path of a file an SPC parameter names, if it lies under --allowed-files-dir."""
+        if not self.allowed_files_dir:
+            raise ProviderError(
+                ErrorKind.PERMISSION_DENIED,
+                f"{parameter} names a file on the provider's disk, which this provider does not allow from a "
+                "SecretProviderClass; the operator can allow a directory with --allowed-files-dir",
+            )
+        base = os.path.realpath(self.allowed_files_dir)
+        real = os.path.realpath(os.path.join(base, path))
+        if os.path.commonpath([base, real]) != base:
+            raise ProviderError(
+                ErrorKind.PERMISSION_DENIED,
+                f"{parameter} must name a file under the directory set by --allowed-files-dir",
+            )
+        return real
+
+
+def add_policy_arguments(parser: object) -> None:
+    add = parser.add_argument  # type: ignore[attr-defined]
+    add("--allowed-vault-addresses", default="",
+        help="comma-separated URL prefixes SPCs may name as vaultAddress (default: any; unsafe on shared clusters)")
+    add("--allowed-files-dir", default="",
+        help="the only directory whose files SPC parameters (CA, client cert/key, cloud env) may name")
+
+
+def policy_from_args(args: object) -> EndpointPolicy:
+    addresses = getattr(args, "allowed_vault_addresses", "") or ""
+    return EndpointPolicy(
+        allowed_vault_addresses=tuple(a.strip() for a in addresses.split(",") if a.strip()),
+        allowed_files_dir=getattr(args, "allowed_files_dir", "") or "",
+    )

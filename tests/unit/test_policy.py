@@ -1,0 +1,75 @@
+"""policy.py: which addresses and files an SPC may name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provider.errors import ErrorKind, ProviderError
+from provider.policy import EndpointPolicy, address_allowed
+
+PREFIXES = ["https://vault.corp.example:8200", "https://vault.corp.example/team-a/", "http://127.0.0.1:8200"]
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("https://vault.corp.example:8200", True),
+        ("https://vault.corp.example:8200/", True),
+        ("https://VAULT.corp.example:8200", True),
+        ("https://vault.corp.example", False),  # port 443 is only allowed under /team-a
+        ("https://vault.corp.example/team-a", True),
+        ("https://vault.corp.example/team-a/x", True),
+        ("https://vault.corp.example/team-ab", False),
+        ("https://vault.corp.example:443/team-a/x", True),
+        ("https://vault.corp.example.evil.example:8200", False),
+        ("https://evil.example/vault.corp.example:8200", False),
+        ("https://vault.corp.example:8200@evil.example", False),
+        ("http://vault.corp.example:8200", False),
+        ("http://127.0.0.1:8200", True),
+        ("http://127.0.0.1:8201", False),
+        ("not a url", False),
+        ("https://vault.corp.example:99999", False),
+        ("", False),
+    ],
+)
+def test_address_prefixes(address: str, allowed: bool) -> None:
+    assert address_allowed(address, PREFIXES) is allowed
+
+
+def test_unset_policy_allows_any_address() -> None:
+    EndpointPolicy().check_vault_address("https://anywhere.example", "vaultAddress")
+
+
+def test_refused_address_names_the_flag() -> None:
+    with pytest.raises(ProviderError) as caught:
+        EndpointPolicy(("https://vault.corp.example",)).check_vault_address("https://evil.example", "vaultAddress")
+    assert caught.value.kind is ErrorKind.PERMISSION_DENIED
+    assert "--allowed-vault-addresses" in caught.value.message
+
+
+def test_files_refused_without_an_allowed_dir() -> None:
+    with pytest.raises(ProviderError) as caught:
+        EndpointPolicy().resolve_spc_file("/etc/ssl/ca.pem", "vaultCACertPath")
+    assert "--allowed-files-dir" in caught.value.message and "vaultCACertPath" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["../outside.pem", "/etc/passwd", "sub/../../outside.pem", "link-out/x"])
+def test_files_outside_the_dir_are_refused(tmp_path: Path, name: str) -> None:
+    allowed = tmp_path / "allowed"
+    (allowed / "sub").mkdir(parents=True)
+    (tmp_path / "outside.pem").write_text("x")
+    (allowed / "link-out").symlink_to(tmp_path)
+    with pytest.raises(ProviderError) as caught:
+        EndpointPolicy(allowed_files_dir=str(allowed)).resolve_spc_file(name, "vaultCACertPath")
+    assert "--allowed-files-dir" in caught.value.message
+    assert str(tmp_path) not in caught.value.message, "no provider paths echoed"
+
+
+@pytest.mark.parametrize("name", ["ca.pem", "sub/ca.pem"])
+def test_files_inside_the_dir_resolve(tmp_path: Path, name: str) -> None:
+    (tmp_path / "sub").mkdir()
+    policy = EndpointPolicy(allowed_files_dir=str(tmp_path))
+    assert policy.resolve_spc_file(name, "vaultCACertPath") == str((tmp_path / name).resolve())
+    assert policy.resolve_spc_file(str(tmp_path / name), "p") == str((tmp_path / name).resolve())
