@@ -15,7 +15,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY provider/ provider/
 
 # --no-index in the second step proves the wheel set is complete. pip compiles the bytecode at install
