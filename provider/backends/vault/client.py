@@ -1,0 +1,242 @@
+"""Calls to Vault (timeouts inside the mount deadline, bounded retries, metrics) and the token cache.
+
+A call gives every attempt a timeout within the time left, retries only what may succeed a moment
+later (no connection; 412, 429, 5xx; a non-idempotent call only when Vault cannot have acted on it),
+with jittered backoff that honours Retry-After, and answers with the status and the parsed JSON.
+What a status means is for the caller, who knows which object it was reading.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hvac.adapters
+import requests
+
+from provider.backends.vault.render import parse_json
+from provider.deadline import time_left
+from provider.errors import ErrorKind, ProviderError
+from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, redact_text, status_class
+
+log = logging.getLogger(__name__)
+
+BACKEND = "vault"
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 30.0
+MAX_ATTEMPTS = 3
+RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+# Statuses at which Vault has not acted on the request, so even a PUT or POST may be sent again.
+NOT_ACTED_STATUSES = frozenset({412, 429, 503})
+IDEMPOTENT = frozenset({"GET", "LIST", "HEAD"})
+MAX_RETRY_AFTER = 5.0
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)]+)")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any = None  # the parsed JSON, None when the body was empty or not JSON
+    not_json: bool = False
+    retry_after: float | None = None
+
+    @property
+    def errors(self) -> list[str]:
+        found = self.body.get("errors") if isinstance(self.body, dict) else None
+        return [redact_text(str(e)) for e in found] if isinstance(found, list) else []
+
+    @property
+    def warnings(self) -> list[str]:
+        found = self.body.get("warnings") if isinstance(self.body, dict) else None
+        return [redact_text(str(w)) for w in found] if isinstance(found, list) else []
+
+    @property
+    def sealed(self) -> bool:
+        return self.status == 503 and any("sealed" in e.lower() for e in self.errors)
+
+    def detail(self) -> str:
+        """Vault's own words, for the end of an error message."""
+        parts = self.errors or [f"HTTP {self.status}"]
+        if self.warnings:
+            parts.append("warnings: " + "; ".join(self.warnings))
+        return "; ".join(parts)
+
+
+def call(
+    adapter: hvac.adapters.RawAdapter,
+    method: str,
+    path: str,
+    *,
+    token: str,
+    deadline: float,
+    operation: str,
+    what: str,
+    where: str,
+    params: Sequence[tuple[str, str]] = (),
+    body: str | None = None,
+) -> Answer:
+    """One Vault API call with retries. Raises ProviderError when Vault gave no usable HTTP answer."""
+    headers = {"X-Vault-Token": token} if token else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        left = time_left(deadline, what)
+        read_timeout = min(REQUEST_TIMEOUT, left)
+        started = time.monotonic()
+        try:
+            response = adapter.request(
+                method, path, headers=dict(headers), raise_exception=False, params=list(params) or None,
+                data=body.encode() if body is not None else None, timeout=(min(CONNECT_TIMEOUT, left), read_timeout),
+            )
+        except requests.exceptions.RequestException as exc:
+            _measure(operation, None, started)
+            retryable = _is_connect_failure(exc)
+            if retryable and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
+                continue
+            raise _transport_error(exc, what, where, deadline, read_timeout) from None
+        _measure(operation, response.status_code, started)
+        answer = _answer(response)
+        retry = answer.status in RETRY_STATUSES and (method in IDEMPOTENT or answer.status in NOT_ACTED_STATUSES)
+        if retry and not answer.sealed and attempt < MAX_ATTEMPTS and _pause(attempt, answer.retry_after, deadline):
+            log.debug("retrying a Vault call", extra={"fields": {"operation": operation, "status": answer.status}})
+            continue
+        return answer
+    raise AssertionError("the loop returns or raises")
+
+
+def _measure(operation: str, status: int | None, started: float) -> None:
+    BACKEND_REQUESTS.labels(BACKEND, operation, status_class(status)).inc()
+    BACKEND_REQUEST_SECONDS.labels(BACKEND, operation).observe(time.monotonic() - started)
+
+
+def _answer(response: requests.Response) -> Answer:
+    content = response.content
+    body: Any = None
+    not_json = False
+    if content.strip():
+        try:
+            body = parse_json(content)
+        except ValueError:
+            not_json = True
+    retry_after = None
+    header = response.headers.get("Retry-After", "")
+    if header.strip().isdigit():
+        retry_after = min(float(header), MAX_RETRY_AFTER)
+    return Answer(status=response.status_code, body=body, not_json=not_json, retry_after=retry_after)
+
+
+def _is_connect_failure(exc: BaseException) -> bool:
+    """True when the request never reached Vault (so sending it again cannot repeat an action)."""
+    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ReadTimeout)):
+        return False
+    return isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError)) and (
+        "NewConnectionError" in repr(exc) or isinstance(exc, requests.exceptions.ConnectTimeout)
+    )
+
+
+def _pause(attempt: int, retry_after: float | None, deadline: float) -> bool:
+    """Sleep before the next attempt; False when the deadline leaves no time for it."""
+    delay = retry_after if retry_after is not None else 0.2 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+    if time.monotonic() + delay + 0.5 >= deadline:
+        return False
+    time.sleep(delay)
+    return True
+
+
+def _transport_error(exc: BaseException, what: str, where: str, deadline: float, timeout: float) -> ProviderError:
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        if time.monotonic() >= deadline - 0.1:
+            return ProviderError(ErrorKind.DEADLINE_EXCEEDED,
+                                 f"{where} did not answer before the mount deadline while {what}; "
+                                 "check that Vault is up, unsealed and not overloaded")
+        return ProviderError(ErrorKind.UNAVAILABLE, f"{where} did not answer within {timeout:.0f}s while {what}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ProviderError(ErrorKind.UNAVAILABLE,
+                             f"TLS with {where} failed while {what} ({_short_reason(exc)}); check vaultCACertPath, "
+                             "vaultCADirectory, vaultTLSServerName and the client certificate")
+    return ProviderError(ErrorKind.UNAVAILABLE, f"cannot connect to {where} while {what} ({_short_reason(exc)}); "
+                                                "check vaultAddress and that Vault is running")
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip()
+    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch",
+                   "WRONG_VERSION_NUMBER", "TLSV1_ALERT", "SSLV3_ALERT"):
+        if marker in text:
+            start = text.index(marker)
+            return redact_text(text[start:start + 120].split("'")[0].split("(")[0].strip())
+    if "timed out" in text:
+        return "connection timed out"
+    return type(exc).__name__
+
+
+# -------------------------------------------------------------------------------------------- token cache
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """Whose Vault token: one per pod identity and login setting. Never shared between pods."""
+
+    address: str
+    namespace: str
+    auth_mount: str
+    role: str
+    audience: str
+    pod_namespace: str
+    service_account: str
+    pod_uid: str
+
+
+@dataclass
+class _Entry:
+    token: str = field(repr=False)
+    renew_at: float
+
+
+class TokenCache:
+    """Vault tokens by TokenKey until 80% of their TTL has passed; LRU-bounded; size <= 0 disables it."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self.size = size
+        self._entries: OrderedDict[TokenKey, _Entry] = OrderedDict()
+        self._locks: dict[TokenKey, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: TokenKey) -> str | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() < entry.renew_at:
+                self._entries.move_to_end(key)
+                CACHE_LOOKUPS.labels(BACKEND, "token", "hit").inc()
+                return entry.token
+            if entry is not None:
+                del self._entries[key]
+        CACHE_LOOKUPS.labels(BACKEND, "token", "expired" if entry is not None else "miss").inc()
+        return None
+
+    def put(self, key: TokenKey, token: str, ttl: float) -> None:
+        if self.size <= 0:
+            return
+        renew_at = time.monotonic() + (ttl * 0.8 if ttl > 0 else 24 * 3600.0)
+        with self._lock:
+            self._entries[key] = _Entry(token, renew_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def lock_for(self, key: TokenKey) -> threading.Lock:
+        """The lock serialising logins of one identity, so parallel mounts of a pod log in once."""
+        with self._lock:
+            if len(self._locks) > 4 * max(self.size, 64):
+                self._locks = {k: v for k, v in self._locks.items() if v.locked() or k in self._entries}
+            return self._locks.setdefault(key, threading.Lock())

@@ -1,0 +1,283 @@
+"""The Vault SPC parameters and daemon defaults → a checked VaultPlan, with no I/O.
+
+Precedence is environment < daemon flags < SPC, field by field, except that a TLS pair (CA file and CA
+directory; client certificate and key) comes whole from the last layer that sets either half, so two
+layers never mix into a trust setting nobody wrote. `vaultSkipTLSVerify` can be switched off again by a
+later layer (the official provider can only switch it on).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from provider.backends.vault.objects import VaultObject, parse_objects
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.policy import EndpointPolicy
+from provider.request import MountContext, PodInfo, ServiceAccountToken
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "https://127.0.0.1:8200"
+DEFAULT_AUTH_MOUNT = "kubernetes"
+DEFAULT_AUDIENCE = "vault"
+
+ROLE = "roleName"
+ADDRESS = "vaultAddress"
+NAMESPACE = "vaultNamespace"
+AUTH_MOUNT = "vaultAuthMountPath"
+KUBERNETES_MOUNT = "vaultKubernetesMountPath"
+AUDIENCE = "audience"
+CA_CERT = "vaultCACertPath"
+CA_DIRECTORY = "vaultCADirectory"
+SERVER_NAME = "vaultTLSServerName"
+SKIP_VERIFY = "vaultSkipTLSVerify"
+CLIENT_CERT = "vaultTLSClientCertPath"
+CLIENT_KEY = "vaultTLSClientKeyPath"
+OBJECTS = "objects"
+
+KNOWN_PARAMETERS = (ROLE, ADDRESS, NAMESPACE, AUTH_MOUNT, KUBERNETES_MOUNT, AUDIENCE, CA_CERT, CA_DIRECTORY,
+                    SERVER_NAME, SKIP_VERIFY, CLIENT_CERT, CLIENT_KEY, OBJECTS)
+# Accepted and ignored by the official provider since 0.1.0.
+IGNORED_PARAMETERS = ("kubernetesServiceAccountPath", "vaultCAPem")
+# The environment variables the official provider's Vault client reads, by the parameter they default.
+ENVIRONMENT = {
+    ADDRESS: "VAULT_ADDR",
+    NAMESPACE: "VAULT_NAMESPACE",
+    CA_CERT: "VAULT_CACERT",
+    CA_DIRECTORY: "VAULT_CAPATH",
+    SERVER_NAME: "VAULT_TLS_SERVER_NAME",
+    SKIP_VERIFY: "VAULT_SKIP_VERIFY",
+    CLIENT_CERT: "VAULT_CLIENT_CERT",
+    CLIENT_KEY: "VAULT_CLIENT_KEY",
+}
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_MOUNT_PATH = re.compile(r"^[A-Za-z0-9_.\-/]+$")
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    ca_cert: str = ""
+    ca_directory: str = ""
+    server_name: str = ""
+    skip_verify: bool = False
+    client_cert: str = ""
+    client_key: str = ""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where Vault is and how to trust it: also the key of the HTTP session cache."""
+
+    address: str
+    namespace: str = ""
+    tls: TLSSettings = TLSSettings()
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The daemon's defaults (environment, then flags), as SPC parameter names → values, and the policy
+    limiting what an SPC may name (the daemon's own settings are the operator's, so trusted)."""
+
+    layers: tuple[Mapping[str, str], ...] = ()
+    auth_mount: str = DEFAULT_AUTH_MOUNT
+    policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+
+@dataclass(frozen=True)
+class VaultPlan:
+    """Everything one mount needs, checked; fetch does the I/O."""
+
+    connection: Connection
+    role: str
+    auth_mount: str
+    audience: str  # "" = not set: driver token "vault", self-minted token with the API default audience
+    objects: tuple[VaultObject, ...]
+    pod: PodInfo
+    spc: str  # "<namespace>/<name>", for messages and logs
+    driver_token: ServiceAccountToken | None = field(default=None, repr=False)
+
+
+def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | None],
+                  auth_mount: str = DEFAULT_AUTH_MOUNT, policy: EndpointPolicy | None = None) -> Defaults:
+    """The daemon's defaults; raises ValueError (at start-up) for a bad value, naming its source."""
+    env_layer = {name: environ.get(var, "") for name, var in ENVIRONMENT.items()}
+    flag_layer = {name: _flag_text(value) for name, value in flags.items()}
+    for source, layer in (("environment", env_layer), ("flags", flag_layer)):
+        try:
+            _skip_verify(layer.get(SKIP_VERIFY, ""), source)
+            _pair(layer, CLIENT_CERT, CLIENT_KEY, source, both_required=True)
+            if layer.get(ADDRESS):
+                check_address(layer[ADDRESS], source)
+        except ProviderError as exc:
+            raise ValueError(exc.message) from None
+    if not _MOUNT_PATH.match(auth_mount or ""):
+        raise ValueError(f"--vault-mount {auth_mount!r} is not an auth mount path such as 'kubernetes' or 'jwt'")
+    return Defaults(layers=(env_layer, flag_layer), auth_mount=auth_mount, policy=policy or EndpointPolicy())
+
+
+def _flag_text(value: str | bool | None) -> str:
+    if value is None or value is False:
+        return ""
+    return "true" if value is True else str(value)
+
+
+def parse_plan(ctx: MountContext, defaults: Defaults) -> VaultPlan:
+    """Check the SPC parameters and objects of one mount against the daemon defaults. No I/O."""
+    params = ctx.parameters
+    spc = f"{ctx.pod.namespace}/{ctx.spc_name}" if ctx.spc_name else ctx.pod.namespace or "(unnamed)"
+    require_pod_identity(ctx.pod, spc)
+    role = params.get(ROLE, "").strip()
+    if not role:
+        raise invalid(f"missing 'roleName' in SecretProviderClass {spc}: name the Vault role to log in with")
+    if AUTH_MOUNT in params and KUBERNETES_MOUNT in params:
+        raise invalid(
+            f"SecretProviderClass {spc}: cannot set both vaultKubernetesMountPath and vaultAuthMountPath; "
+            "keep vaultAuthMountPath"
+        )
+    mount = (params.get(AUTH_MOUNT) or params.get(KUBERNETES_MOUNT) or defaults.auth_mount).strip()
+    if not _MOUNT_PATH.match(mount) or ".." in mount.split("/"):
+        raise invalid(f"SecretProviderClass {spc}: vaultAuthMountPath {mount!r} is not an auth mount path")
+    layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
+    address = _last(layers, ADDRESS) or DEFAULT_ADDRESS
+    check_address(address, f"SecretProviderClass {spc}")
+    connection = Connection(address=address.rstrip("/"), namespace=_last(layers, NAMESPACE).strip("/"),
+                            tls=_tls(layers, spc))
+    audience = params.get(AUDIENCE, "").strip()
+    objects = parse_objects(params.get(OBJECTS, ""), spc)
+    warn_unknown_parameters(params, spc)
+    return VaultPlan(
+        connection=connection,
+        role=role,
+        auth_mount=mount.strip("/"),
+        audience=audience,
+        objects=objects,
+        pod=ctx.pod,
+        spc=spc,
+        driver_token=ctx.token_for(audience or DEFAULT_AUDIENCE),
+    )
+
+
+def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> dict[str, str]:
+    """The SPC's parameters, with its address and files checked against the operator's policy."""
+    layer = dict(params)
+    _pair(layer, CLIENT_CERT, CLIENT_KEY, f"SecretProviderClass {spc}", both_required=True)
+    address = layer.get(ADDRESS, "").strip()
+    if address:
+        check_address(address, f"SecretProviderClass {spc}")
+        policy.check_vault_address(address, f"SecretProviderClass {spc}: vaultAddress")
+    for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY):
+        if layer.get(name, "").strip():
+            layer[name] = policy.resolve_spc_file(layer[name].strip(), f"SecretProviderClass {spc}: {name}")
+    return layer
+
+
+def check_address(address: str, source: str) -> None:
+    """An http(s):// URL with a host, or unix:///path (a Vault Agent socket)."""
+    parts = urlsplit(address)
+    if parts.scheme == "unix":
+        if not (parts.path or parts.netloc):
+            raise invalid(f"{source}: vaultAddress {address!r} names no socket; use unix:///path/to/agent.sock")
+        return
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise invalid(
+            f"{source}: vaultAddress {address!r} is not a Vault URL such as https://vault.vault:8200 "
+            "or unix:///var/run/vault/agent.sock"
+        )
+
+
+def _last(layers: tuple[Mapping[str, str], ...], name: str) -> str:
+    value = ""
+    for layer in layers:
+        value = layer.get(name, "").strip() or value
+    return value
+
+
+def _tls(layers: tuple[Mapping[str, str], ...], spc: str) -> TLSSettings:
+    ca_cert = ca_directory = client_cert = client_key = ""
+    skip = False
+    sources = ("environment", "flags", f"SecretProviderClass {spc}")
+    for source, layer in zip(sources[-len(layers):], layers, strict=True):
+        if layer.get(CA_CERT, "").strip() or layer.get(CA_DIRECTORY, "").strip():
+            ca_cert, ca_directory = _pair(layer, CA_CERT, CA_DIRECTORY, source, both_required=False)
+        if layer.get(CLIENT_CERT, "").strip() or layer.get(CLIENT_KEY, "").strip():
+            client_cert, client_key = _pair(layer, CLIENT_CERT, CLIENT_KEY, source, both_required=True)
+        setting = _skip_verify(layer.get(SKIP_VERIFY, ""), source)
+        skip = skip if setting is None else setting
+    return TLSSettings(ca_cert=ca_cert, ca_directory=ca_directory, server_name=_last(layers, SERVER_NAME),
+                       skip_verify=skip, client_cert=client_cert, client_key=client_key)
+
+
+def _pair(layer: Mapping[str, str], first: str, second: str, source: str, both_required: bool) -> tuple[str, str]:
+    a, b = layer.get(first, "").strip(), layer.get(second, "").strip()
+    if both_required and bool(a) != bool(b):
+        raise invalid(f"{source}: both {first} and {second} must be set for a TLS client certificate, or neither")
+    return a, b
+
+
+def _skip_verify(value: str, source: str) -> bool | None:
+    value = value.strip()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise invalid(f"{source}: vaultSkipTLSVerify {value!r} is not a boolean; use \"true\" or \"false\"")
+
+
+_warned: set[tuple[str, str]] = set()
+_WARNED_LIMIT = 10_000
+
+
+def warn_once(spc: str, key: str, message: str, fields: Mapping[str, object]) -> None:
+    """Log a configuration warning once per SPC and key (bounded, so a churn of SPCs cannot grow it)."""
+    if (spc, key) in _warned:
+        return
+    if len(_warned) >= _WARNED_LIMIT:
+        _warned.clear()
+    _warned.add((spc, key))
+    log.warning(message, extra={"fields": {"secretProviderClass": spc, **fields}})
+
+
+def nearest(name: str, known: tuple[str, ...]) -> str:
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not matches:
+        matches = [k for k in known if k.lower() == name.lower()]
+    return matches[0] if matches else ""
+
+
+def warn_unknown_parameters(params: Mapping[str, str], spc: str) -> None:
+    """Parameters that look like a misspelt Vault parameter (the rest are other volume attributes)."""
+    for name in params:
+        if name in KNOWN_PARAMETERS:
+            continue
+        if name in IGNORED_PARAMETERS:
+            warn_once(spc, name, f"SecretProviderClass {spc}: parameter {name!r} is ignored (as by the official "
+                      "provider since 0.1.0)", {"parameter": name})
+            continue
+        guess = difflib.get_close_matches(name, KNOWN_PARAMETERS, n=1, cutoff=0.8)
+        if guess:
+            warn_once(spc, name, f"SecretProviderClass {spc}: unknown parameter {name!r} is ignored; did you mean "
+                      f"{guess[0]!r}?", {"parameter": name, "suggestion": guess[0]})
+
+
+def pod_identity_problem(pod: PodInfo) -> str | None:
+    missing = [n for n, v in (("pod.name", pod.name), ("pod.namespace", pod.namespace), ("pod.uid", pod.uid),
+                              ("serviceAccount.name", pod.service_account)) if not v]
+    return ", ".join(missing) or None
+
+
+def require_pod_identity(pod: PodInfo, spc: str) -> None:
+    problem = pod_identity_problem(pod)
+    if problem:
+        raise ProviderError(
+            ErrorKind.INVALID_ARGUMENT,
+            f"SecretProviderClass {spc}: the mount request has no {problem}; the CSIDriver needs "
+            "podInfoOnMount: true so the provider can log in to Vault as the pod",
+        )
