@@ -96,6 +96,14 @@ def make_tls_files(directory: Path) -> TLSFiles:
     return files
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the test process dies, even if pytest is killed."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+
+
 class OpenBao:
     """`bao server -dev` on free 127.0.0.1 ports; stop() (or the context manager) ends it."""
 
@@ -138,6 +146,7 @@ listener "unix" {{
             [BAO, "server", "-dev", f"-dev-root-token-id={self.root_token}",
              f"-dev-listen-address=127.0.0.1:{self.port}", f"-config={config}"],
             stdout=self._log, stderr=subprocess.STDOUT, env=self._clean_env(), cwd=workdir,
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready()
 
@@ -294,3 +303,54 @@ def _kubernetes_auth(bao: OpenBao, kube_url: str, roles: dict[str, tuple[str, st
         bao.bao("write", f"auth/kubernetes/role/{role}", f"bound_service_account_names={account}",
                 f"bound_service_account_namespaces={pod_namespace}", f"audience={audience}",
                 f"token_policies={policies}", "token_ttl=20m", namespace=namespace)
+
+
+# ------------------------------------------------------------------------------------- one shared cluster
+VERSIONED = ("versioned", [{"v": "one"}, {"v": "two"}])  # a KV v2 secret with two versions
+
+
+@dataclass
+class Cluster:
+    """The configured OpenBao, the stub kube-apiserver and the issuer they trust."""
+
+    bao: OpenBao
+    kube: Any  # tests.support.kubeapi.KubeAPI
+    issuer: Any  # tests.support.service_accounts.Issuer
+
+    def pod_token(self, namespace: str, service_account: str, pod_name: str, pod_uid: str,
+                  audience: str = "vault") -> str:
+        return str(self.issuer.pod_token(namespace=namespace, service_account=service_account, pod_name=pod_name,
+                                         pod_uid=pod_uid, audience=audience))
+
+    def stop(self) -> None:
+        self.bao.stop()
+        self.kube.stop()
+
+
+_shared: Cluster | None = None
+
+
+def shared_cluster(workdir: Path) -> Cluster:
+    """One configured cluster per test process (integration and e2e modules share it), stopped at exit."""
+    global _shared
+    if _shared is None:
+        import atexit
+
+        from tests.support.kubeapi import KubeAPI
+        from tests.support.service_accounts import Issuer
+
+        issuer = Issuer()
+        kube = KubeAPI(issuer)
+        bao = OpenBao(workdir)
+        try:
+            configure(bao, issuer.public_pem, issuer.issuer, kube.url)
+            name, versions = VERSIONED
+            for data in versions:
+                bao.bao("kv", "put", "-mount=secret", name, "-", stdin=json.dumps(data))
+        except BaseException:
+            bao.stop()
+            kube.stop()
+            raise
+        _shared = Cluster(bao, kube, issuer)
+        atexit.register(_shared.stop)
+    return _shared
