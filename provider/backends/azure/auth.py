@@ -1,0 +1,203 @@
+"""Credentials for Key Vault through azure-identity, cached per identity and never shared between two.
+
+An identity is (kind, cloud authority, tenant, client) plus, for workload identity, the pod's namespace
+and service account, and for a service principal a digest of its secret (so a wrong secret never finds
+a cached token). Each cached entry keeps one credential, whose access tokens are reused until five
+minutes before they expire, and the Key Vault clients built on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
+
+from provider.backends.azure.clouds import CloudEnvironment
+from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
+from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, status_class
+
+BACKEND = "azure"
+# Refresh a cached access token this long before it expires (azure-core's policy uses the same margin).
+REFRESH_MARGIN_SECONDS = 300
+# Entra ID and IMDS calls: short timeouts and few retries, so a token never eats kubelet's 2 minutes.
+IDENTITY_TRANSPORT: dict[str, Any] = {
+    "connection_timeout": 5,
+    "read_timeout": 20,
+    "retry_total": 2,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 4,
+}
+MAX_IDENTITIES = 512
+IDLE_SECONDS = 3600
+
+ClientsT = TypeVar("ClientsT")
+
+
+class CachedCredential:
+    """Wraps an azure-identity credential: one token request at a time, reuse until near expiry."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[Hashable, ...], AccessTokenInfo] = {}
+
+    def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        opts = dict(options or {})
+        if opts.get("claims"):  # a claims challenge always needs a fresh token
+            return self._request(scopes, opts)
+        key = (scopes, opts.get("tenant_id"), bool(opts.get("enable_cae")))
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and _fresh(cached):
+                CACHE_LOOKUPS.labels(BACKEND, "token", "hit").inc()
+                return cached
+            CACHE_LOOKUPS.labels(BACKEND, "token", "miss").inc()
+            token = self._request(scopes, opts)
+            self._tokens[key] = token
+            return token
+
+    def get_token(
+        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        options: TokenRequestOptions = {"enable_cae": enable_cae}
+        if claims:
+            options["claims"] = claims
+        if tenant_id:
+            options["tenant_id"] = tenant_id
+        info = self.get_token_info(*scopes, options=options)
+        return AccessToken(info.token, info.expires_on)
+
+    def _request(self, scopes: tuple[str, ...], options: dict[str, Any]) -> AccessTokenInfo:
+        started = time.monotonic()
+        status = None
+        try:
+            token: AccessTokenInfo = self._inner.get_token_info(*scopes, options=options)
+            status = 200
+            return token
+        except ClientAuthenticationError as exc:
+            status = exc.status_code
+            raise
+        finally:
+            BACKEND_REQUESTS.labels(BACKEND, "token", status_class(status)).inc()
+            BACKEND_REQUEST_SECONDS.labels(BACKEND, "token").observe(time.monotonic() - started)
+
+
+def _fresh(token: AccessTokenInfo) -> bool:
+    now = time.time()
+    if token.refresh_on is not None and token.refresh_on <= now:
+        return False
+    return token.expires_on - now > REFRESH_MARGIN_SECONDS
+
+
+class _Assertion:
+    """The pod's current service-account token; each mount of the identity hands in its own, fresher one."""
+
+    def __init__(self, token: str) -> None:
+        self._lock = threading.Lock()
+        self._token = token
+
+    def update(self, token: str) -> None:
+        with self._lock:
+            self._token = token
+
+    def __call__(self) -> str:
+        with self._lock:
+            return self._token
+
+
+@dataclass
+class _Entry(Generic[ClientsT]):
+    credential: CachedCredential
+    assertion: _Assertion | None
+    clients: dict[str, ClientsT] = field(default_factory=dict)
+    used: float = field(default_factory=time.monotonic)
+
+
+def identity_key(identity: Identity, cloud: CloudEnvironment) -> tuple[str, ...]:
+    if isinstance(identity, WorkloadIdentity):
+        return ("workload", cloud.authority_host, identity.tenant_id.lower(), identity.client_id.lower(),
+                identity.namespace, identity.service_account)
+    if isinstance(identity, ServicePrincipal):
+        digest = hashlib.sha256(identity.client_secret.encode()).hexdigest()
+        return ("service-principal", cloud.authority_host, identity.tenant_id.lower(),
+                identity.client_id.lower(), digest)
+    return ("managed", identity.client_id.lower())
+
+
+def new_credential(identity: Identity, cloud: CloudEnvironment) -> tuple[CachedCredential, _Assertion | None]:
+    """The azure-identity credential for an identity, its authority taken from the mount's cloud."""
+    authority = cloud.authority_host
+    if isinstance(identity, WorkloadIdentity):
+        assertion = _Assertion(identity.token)
+        inner: Any = ClientAssertionCredential(
+            identity.tenant_id, identity.client_id, assertion, authority=authority, **IDENTITY_TRANSPORT
+        )
+        return CachedCredential(inner), assertion
+    if isinstance(identity, ServicePrincipal):
+        inner = ClientSecretCredential(
+            identity.tenant_id, identity.client_id, identity.client_secret, authority=authority,
+            # MSAL asks login.microsoftonline.com about hosts it does not know; a custom cloud is one.
+            disable_instance_discovery=cloud.is_custom, **IDENTITY_TRANSPORT,
+        )
+        return CachedCredential(inner), None
+    assert isinstance(identity, ManagedIdentity)
+    inner = ManagedIdentityCredential(client_id=identity.client_id or None, **IDENTITY_TRANSPORT)
+    return CachedCredential(inner), None
+
+
+class IdentityCache(Generic[ClientsT]):
+    """identity → credential and the Key Vault clients built on it; bounded, idle entries dropped."""
+
+    def __init__(
+        self,
+        make_clients: Callable[[str, CachedCredential], ClientsT],
+        max_entries: int = MAX_IDENTITIES,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
+        self._make_clients = make_clients
+        self._max = max_entries
+        self._idle = idle_seconds
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, ...], _Entry[ClientsT]] = OrderedDict()
+
+    def clients(self, identity: Identity, cloud: CloudEnvironment, vault: str) -> ClientsT:
+        key = identity_key(identity, cloud)
+        now = time.monotonic()
+        with self._lock:
+            self._drop_idle(now)
+            entry = self._entries.get(key)
+            CACHE_LOOKUPS.labels(BACKEND, "credential", "miss" if entry is None else "hit").inc()
+            if entry is None:
+                credential, assertion = new_credential(identity, cloud)
+                entry = _Entry(credential, assertion)
+                self._entries[key] = entry
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+            self._entries.move_to_end(key)
+            entry.used = now
+            if entry.assertion is not None and isinstance(identity, WorkloadIdentity):
+                entry.assertion.update(identity.token)
+            clients = entry.clients.get(vault)
+            if clients is None:
+                clients = entry.clients[vault] = self._make_clients(vault, entry.credential)
+            return clients
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _drop_idle(self, now: float) -> None:
+        while self._entries:
+            key, entry = next(iter(self._entries.items()))
+            if now - entry.used <= self._idle:
+                return
+            del self._entries[key]

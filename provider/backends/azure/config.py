@@ -1,0 +1,220 @@
+"""SPC parameters + the pod's identity → an AzurePlan: everything a mount needs, checked, without I/O.
+
+(Reading a custom cloud's JSON file is the one local read; no request leaves the process here.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
+from provider.backends.azure.objects import KeyVaultObject, parse_objects
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.policy import EndpointPolicy
+from provider.request import MountContext, PodInfo
+
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
+_TENANT = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
+
+
+@dataclass(frozen=True)
+class AzureOptions:
+    """The daemon's Azure flags."""
+
+    construct_pem_chain: bool = True
+    split_cert_and_key: bool = False
+    default_cloud: str = "AzurePublicCloud"
+    policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+
+@dataclass(frozen=True)
+class WorkloadIdentity:
+    """clientID + the pod's token for api://AzureADTokenExchange, exchanged as a client assertion."""
+
+    tenant_id: str
+    client_id: str
+    namespace: str
+    service_account: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """clientid/clientsecret from the pod's nodePublishSecretRef Secret."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """The node's managed identity (useVMManagedIdentity); client_id "" is the system-assigned one."""
+
+    tenant_id: str
+    client_id: str
+
+
+Identity = WorkloadIdentity | ServicePrincipal | ManagedIdentity
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    obj: KeyVaultObject
+    object_id: str  # history mode: the prefix of <id>/<index>
+    spec: str
+
+
+@dataclass(frozen=True)
+class AzurePlan:
+    pod: PodInfo
+    vault_name: str
+    vault_url: str
+    cloud: CloudEnvironment
+    identity: Identity
+    objects: tuple[PlannedObject, ...]
+    options: AzureOptions
+
+
+def parse_bool(value: str, name: str) -> bool:
+    """Go's strconv.ParseBool, which SPCs written for the official provider rely on; "" is false."""
+    text = value.strip()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise invalid(f"failed to parse {name} flag: {text!r} is not true or false")
+
+
+def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
+    """Check the whole request, in the official provider's order, and return what to fetch."""
+    if not ctx.pod.name:
+        raise invalid("pod name is not provided (the CSIDriver must have podInfoOnMount: true)")
+    if not ctx.pod.namespace:
+        raise invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)")
+    params = {key: value.strip() for key, value in ctx.parameters.items()}
+    use_pod_identity = parse_bool(params.get("usePodIdentity", ""), "usePodIdentity")
+    use_vm_identity = parse_bool(params.get("useVMManagedIdentity", ""), "useVMManagedIdentity")
+    use_token_proxy = parse_bool(params.get("useAzureTokenProxy", ""), "useAzureTokenProxy")
+    if use_pod_identity + use_vm_identity + use_token_proxy > 1:
+        raise invalid(
+            "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or "
+            "useAzureTokenProxy"
+        )
+    vault_name = params.get("keyvaultName", "")
+    if not vault_name:
+        raise invalid("keyvaultName is not provided: set it to the name of the Key Vault")
+    tenant_id = params.get("tenantID") or params.get("tenantId", "")
+    if not tenant_id:
+        raise invalid("tenantId is not provided: set tenantID to the Key Vault's Entra ID tenant")
+    if not _TENANT.match(tenant_id):
+        raise invalid("tenantID must be a tenant GUID or domain name (letters, digits, '-' and '.')")
+    cloud = resolve_cloud(
+        params.get("cloudName", ""), params.get("cloudEnvFileName", ""), options.default_cloud, options.policy
+    )
+    if use_pod_identity:
+        raise invalid(
+            "usePodIdentity (aad-pod-identity) is retired and not supported: use workload identity instead: "
+            f"set clientID, federate it with the pod's service account and add the audience "
+            f"{WORKLOAD_IDENTITY_AUDIENCE} to the CSIDriver's tokenRequests"
+        )
+    if use_token_proxy:
+        raise invalid(
+            "useAzureTokenProxy (AKS identity binding) is not supported by this provider: use workload "
+            f"identity (clientID and the {WORKLOAD_IDENTITY_AUDIENCE} token audience) instead"
+        )
+    identity = _identity(ctx, params, tenant_id, use_vm_identity)
+    objects = parse_objects(ctx.parameters.get("objects", ""))
+    url = vault_url(vault_name, cloud)
+    check_paths(objects)
+    return AzurePlan(
+        pod=ctx.pod,
+        vault_name=vault_name,
+        vault_url=url,
+        cloud=cloud,
+        identity=identity,
+        objects=tuple(plan_objects(objects, url)),
+        options=options,
+    )
+
+
+def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool) -> Identity:
+    client_id = params.get("clientID", "")
+    if use_vm:
+        user_assigned = params.get("userAssignedIdentityID", "")
+        if user_assigned and not _CLIENT_ID.match(user_assigned):
+            raise invalid("userAssignedIdentityID must be the client ID (a GUID) of a user-assigned identity")
+        return ManagedIdentity(tenant_id=tenant_id, client_id=user_assigned)
+    if client_id:
+        if not _CLIENT_ID.match(client_id):
+            raise invalid("clientID must be the client ID (a GUID) of the app or managed identity")
+        token = ctx.token_for(WORKLOAD_IDENTITY_AUDIENCE)
+        if token is None:
+            sent = ", ".join(sorted(repr(aud) for aud in ctx.tokens)) or "none"
+            raise ProviderError(
+                ErrorKind.UNAUTHENTICATED,
+                f"workload identity (clientID) needs the pod's service-account token for the audience "
+                f"{WORKLOAD_IDENTITY_AUDIENCE}, and the driver sent no such token (audiences sent: {sent}); "
+                f"add {{audience: {WORKLOAD_IDENTITY_AUDIENCE}}} to the CSIDriver's spec.tokenRequests",
+            )
+        return WorkloadIdentity(tenant_id, client_id, ctx.pod.namespace, ctx.pod.service_account, token.token)
+    secrets = {key.lower(): value for key, value in ctx.secrets.items()}
+    if not ctx.secrets:
+        raise ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            "no identity to read Key Vault with: set clientID (workload identity), useVMManagedIdentity, "
+            "or a nodePublishSecretRef Secret with clientid and clientsecret (nodePublishSecretRef secret "
+            "is not set)",
+        )
+    for key in ("clientid", "clientsecret"):
+        if not secrets.get(key, "").strip():
+            raise ProviderError(
+                ErrorKind.UNAUTHENTICATED,
+                f"could not find {key} in secrets: the nodePublishSecretRef Secret needs the keys clientid "
+                "and clientsecret",
+            )
+    return ServicePrincipal(tenant_id, secrets["clientid"].strip(), secrets["clientsecret"].strip())
+
+
+def check_paths(objects: list[KeyVaultObject]) -> None:
+    """No two objects on one path, and no file where another object needs a directory (before any fetch)."""
+    claims: dict[str, KeyVaultObject] = {}
+    for obj in objects:
+        path = obj.file_name
+        if path in claims:
+            raise invalid(
+                f"{claims[path].describe()} and {obj.describe()} both write {path!r}; give one of them "
+                "another objectAlias"
+            )
+        claims[path] = obj
+    for path, obj in claims.items():
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = claims.get("/".join(parts[:depth]))
+            if parent is not None and not parent.syncs_history:
+                raise invalid(
+                    f"{parent.describe()} writes the file {parent.file_name!r}, but {obj.describe()} needs it "
+                    f"to be a directory for {path!r}"
+                )
+            if parent is not None:
+                raise invalid(
+                    f"{parent.describe()} keeps its version history in the directory {parent.file_name!r}, "
+                    f"so {obj.describe()} cannot write {path!r} inside it"
+                )
+
+
+def plan_objects(objects: list[KeyVaultObject], vault: str) -> list[PlannedObject]:
+    """Object ids as the official provider makes them, with the alias added only where two would clash."""
+    counts = Counter((obj.plain_id, obj.syncs_history) for obj in objects)
+    planned = []
+    for obj in objects:
+        clash = counts[(obj.plain_id, obj.syncs_history)] > 1
+        object_id = f"{obj.plain_id}@{obj.file_name}" if clash else obj.plain_id
+        planned.append(PlannedObject(obj=obj, object_id=object_id, spec=obj.spec(vault)))
+    return planned

@@ -1,0 +1,164 @@
+"""azure-core / azure-identity exceptions → ProviderError with a kind and a message a user can act on.
+
+Messages keep the service's error code and its one-line explanation (Key Vault and Entra ID never put
+credentials in them) and pass through the log redactor's shape filter all the same.
+"""
+
+from __future__ import annotations
+
+import re
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.identity import CredentialUnavailableError
+
+from provider.backends.azure.config import (
+    WORKLOAD_IDENTITY_AUDIENCE,
+    Identity,
+    ManagedIdentity,
+    ServicePrincipal,
+    WorkloadIdentity,
+)
+from provider.backends.azure.retry import RETRY_STATUSES, GaveUp, retry_after
+from provider.errors import ErrorKind, ProviderError
+from provider.observability import redact_text
+
+_AADSTS = re.compile(r"AADSTS\d+:[^\r\n]*?(?:\.(?=\s|$)|$)", re.MULTILINE)
+MAX_DETAIL = 300
+_PERMISSION = {"get_secret": "secrets get", "get_key": "keys get", "get_certificate": "certificates get",
+               "list_versions": "list"}
+
+
+def transient(exc: BaseException) -> tuple[bool, float | None]:
+    """For retry.call_with_retries: throttling, server errors and dropped connections are worth a retry."""
+    if isinstance(exc, ClientAuthenticationError):
+        return False, None
+    if isinstance(exc, HttpResponseError) and exc.status_code in RETRY_STATUSES:
+        headers = exc.response.headers if exc.response is not None else {}
+        return True, retry_after(headers)
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True, None
+    return False, None
+
+
+def translate(exc: BaseException, what: str, operation: str, vault: str, identity: Identity) -> ProviderError:
+    """The ProviderError for a failed Key Vault call about `what` (e.g. "object 0 (secret 'db')")."""
+    gave_up = exc if isinstance(exc, GaveUp) else None
+    cause = gave_up.cause if gave_up else exc
+    if isinstance(cause, ProviderError):
+        return cause
+    if isinstance(cause, CredentialUnavailableError):
+        return ProviderError(ErrorKind.UNAUTHENTICATED, f"{what}: {_identity_failure(cause, identity)}")
+    if isinstance(cause, ClientAuthenticationError) and not _from_vault(cause, vault):
+        return ProviderError(ErrorKind.UNAUTHENTICATED, f"{what}: {_identity_failure(cause, identity)}")
+    if isinstance(cause, HttpResponseError) and cause.status_code is not None:
+        return _http_failure(cause, what, operation, vault, gave_up)
+    if isinstance(cause, (ServiceRequestError, ServiceResponseError)):
+        tries = f" after {gave_up.attempts} attempts" if gave_up else ""
+        return ProviderError(
+            ErrorKind.UNAVAILABLE,
+            f"{what}: cannot reach Key Vault {vault}{tries} ({_short(cause)}); check keyvaultName, the cloud "
+            "and the node's network and DNS",
+        )
+    if isinstance(cause, ValueError):
+        # azure-keyvault raises ValueError when the vault's challenge does not match its host name.
+        return ProviderError(ErrorKind.INVALID_ARGUMENT, f"{what}: Key Vault {vault}: {_short(cause)}")
+    return ProviderError(ErrorKind.INTERNAL, f"{what}: unexpected {type(cause).__name__} from the Azure SDK")
+
+
+def _http_failure(
+    exc: HttpResponseError, what: str, operation: str, vault: str, gave_up: GaveUp | None
+) -> ProviderError:
+    status = exc.status_code or 0
+    code = _service_code(exc)
+    detail = f"HTTP {status} {code}: {_service_message(exc)}".rstrip(": ")
+    if status == 401:
+        return ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            f"{what}: Key Vault {vault} did not accept the access token ({detail}); check tenantID and that "
+            "the vault belongs to that tenant",
+        )
+    if status == 403:
+        permission = _PERMISSION.get(operation, "get")
+        return ProviderError(
+            ErrorKind.PERMISSION_DENIED,
+            f"{what}: Key Vault {vault} denied the identity ({detail}); grant it '{permission}' permission "
+            "(access policy) or a Key Vault data role such as Key Vault Secrets User (RBAC), and check the "
+            "vault's firewall and that the version is enabled",
+        )
+    if status == 404:
+        return ProviderError(ErrorKind.NOT_FOUND, f"{what}: not found in Key Vault {vault} ({detail}); check "
+                                                  "objectName, objectType and objectVersion")
+    if status in RETRY_STATUSES:
+        tries = f" after {gave_up.attempts} attempts" if gave_up else ""
+        waited = ""
+        if gave_up and gave_up.wait is not None:
+            waited = f"; it asked to wait {gave_up.wait:.0f}s, past the mount's deadline"
+        throttled = " (throttled)" if status == 429 else ""
+        return ProviderError(
+            ErrorKind.UNAVAILABLE, f"{what}: Key Vault {vault} is unavailable{throttled}{tries} ({detail}){waited}"
+        )
+    if status in (400, 409):
+        return ProviderError(ErrorKind.INVALID_ARGUMENT, f"{what}: Key Vault {vault} refused the request "
+                                                         f"({detail}); check objectName and objectVersion")
+    return ProviderError(ErrorKind.UNAVAILABLE, f"{what}: Key Vault {vault} answered {detail}")
+
+
+def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str:
+    found = _AADSTS.search(str(exc.message or exc))
+    reason = found.group(0).strip() if found else _short(exc)
+    if isinstance(identity, WorkloadIdentity):
+        hint = (
+            f"check that client {identity.client_id} in tenant {identity.tenant_id} has a federated credential "
+            "for the cluster's issuer with subject "
+            f"system:serviceaccount:{identity.namespace}:{identity.service_account} and audience "
+            f"{WORKLOAD_IDENTITY_AUDIENCE}"
+        )
+        mode = "workload identity"
+    elif isinstance(identity, ServicePrincipal):
+        hint = f"check clientid and clientsecret in the nodePublishSecretRef Secret and tenant {identity.tenant_id}"
+        mode = "service principal"
+    else:
+        assert isinstance(identity, ManagedIdentity)
+        which = f"user-assigned identity {identity.client_id}" if identity.client_id else "the system-assigned identity"
+        hint = f"check that {which} is assigned to the node's VM or scale set"
+        mode = "managed identity"
+    return f"{mode} login to Entra ID failed: {_clip(redact_text(reason))}; {hint}"
+
+
+def _from_vault(exc: HttpResponseError, vault: str) -> bool:
+    response = exc.response
+    request = getattr(response, "request", None)
+    url = str(getattr(request, "url", "") or "")
+    return url.lower().startswith(vault.lower().rstrip("/"))
+
+
+def _service_code(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    inner = getattr(getattr(error, "innererror", None), "code", None)
+    if isinstance(inner, str) and inner and inner != code:
+        return f"{code}/{inner}"
+    return code if isinstance(code, str) else ""
+
+
+def _service_message(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None)
+    if not isinstance(message, str) or not message:
+        message = exc.reason or ""
+    return _clip(redact_text(message))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _clip(redact_text(text))
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."
