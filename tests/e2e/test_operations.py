@@ -252,9 +252,9 @@ ALLOWED_LABELS: dict[str, set[str] | re.Pattern[str]] = {
     "backend": set(BACKENDS),
     "error_kind": {""} | {kind.value for kind in ErrorKind},
     "status_class": {"1xx", "2xx", "3xx", "4xx", "5xx", "error"},
-    "operation": re.compile(r"^[a-z_]{1,32}$"),
-    "cache": re.compile(r"^[a-z_]{1,32}$"),
-    "result": {"hit", "miss"},
+    "operation": {"login", "read", "token", "get_secret", "get_key", "get_certificate", "list_versions"},
+    "cache": {"token", "credential"},
+    "result": {"hit", "miss", "expired"},
     "le": re.compile(r"^([0-9.]+|\+Inf)$"),
 }
 
@@ -420,3 +420,31 @@ def test_log_lines_are_json_with_the_documented_fields(ops: Endpoints) -> None:
         assert {"time", "level", "message"} <= set(record), line
         assert record["level"] in {"debug", "info", "warning", "error", "critical"}
         assert logging.getLevelName(record["level"].upper()) != f"Level {record['level'].upper()}"
+
+
+def test_backend_request_and_cache_metrics_from_the_vault_backend(ops: Endpoints) -> None:
+    """A real backend's requests are counted by operation and status class: here a login to a closed port."""
+    vault_spc = {
+        "kind": "SecretProviderClass",
+        "metadata": {"name": "vault-unreachable"},
+        "spec": {"provider": "vault", "parameters": {
+            "vaultAddress": "http://127.0.0.1:1",
+            "roleName": "app",
+            "objects": "- objectName: db-password\n  secretPath: secret/data/db\n  secretKey: password\n",
+        }},
+    }
+    before = ops.metrics()
+    request = build_mount_request(vault_spc, POD, tokens={"vault": TOKEN_MARKER})
+    error = rpc_error(lambda: call_mount(ops.daemon.socket_path("vault"), request, timeout=5))
+    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert TOKEN_MARKER not in (error.details() or "")
+    after = ops.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("provider_backend_requests_total", backend="vault", operation="login", status_class="error") >= 1
+    assert delta("provider_backend_request_duration_seconds_count", backend="vault", operation="login") >= 1
+    assert delta("provider_cache_lookups_total", backend="vault", cache="token", result="miss") == 1
+    assert delta("provider_mounts_total", backend="vault", error_kind=error.code().name.title().replace("_", "")) == 1
+    assert "127.0.0.1:1" not in after  # addresses are not labels
