@@ -7,6 +7,7 @@ credentials in them) and pass through the log redactor's shape filter all the sa
 from __future__ import annotations
 
 import re
+import socket
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -28,6 +29,7 @@ from provider.errors import ErrorKind, ProviderError
 from provider.observability import redact_text
 
 _AADSTS = re.compile(r"AADSTS\d+:[^\r\n]*?(?:\.(?=\s|$)|$)", re.MULTILINE)
+_FOREIGN_TENANT = re.compile(r"not configured to acquire tokens for tenant ([A-Za-z0-9.-]+)")
 MAX_DETAIL = 300
 _PERMISSION = {"get_secret": "secrets get", "get_key": "keys get", "get_certificate": "certificates get",
                "list_versions": "list"}
@@ -41,8 +43,25 @@ def transient(exc: BaseException) -> tuple[bool, float | None]:
         headers = exc.response.headers if exc.response is not None else {}
         return True, retry_after(headers)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return True, None
+        return not unresolvable(exc), None
     return False, None
+
+
+def unresolvable(exc: BaseException) -> bool:
+    """True when the vault's host name does not resolve (a misspelt keyvaultName): not worth a retry."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
+            return True
+        pending.extend([current.__cause__, current.__context__, getattr(current, "inner_exception", None),
+                        getattr(current, "reason", None)])
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return False
 
 
 def translate(exc: BaseException, what: str, operation: str, vault: str, identity: Identity) -> ProviderError:
@@ -57,6 +76,12 @@ def translate(exc: BaseException, what: str, operation: str, vault: str, identit
         return ProviderError(ErrorKind.UNAUTHENTICATED, f"{what}: {_identity_failure(cause, identity)}")
     if isinstance(cause, HttpResponseError) and cause.status_code is not None:
         return _http_failure(cause, what, operation, vault, gave_up)
+    if isinstance(cause, (ServiceRequestError, ServiceResponseError)) and unresolvable(cause):
+        return ProviderError(
+            ErrorKind.UNAVAILABLE,
+            f"{what}: the host name of Key Vault {vault} does not resolve; check keyvaultName, the cloud "
+            "(cloudName) and the node's DNS",
+        )
     if isinstance(cause, (ServiceRequestError, ServiceResponseError)):
         tries = f" after {gave_up.attempts} attempts" if gave_up else ""
         return ProviderError(
@@ -109,6 +134,11 @@ def _http_failure(
 
 
 def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str:
+    foreign = _FOREIGN_TENANT.search(str(exc.message or exc))
+    if foreign:
+        # azure-identity refuses a token for the tenant the vault's challenge names: another tenant's vault.
+        return (f"the Key Vault belongs to tenant {foreign.group(1)}, not to tenantID {identity.tenant_id}; set "
+                "tenantID to the vault's tenant")
     found = _AADSTS.search(str(exc.message or exc))
     reason = found.group(0).strip() if found else _short(exc)
     if isinstance(identity, WorkloadIdentity):

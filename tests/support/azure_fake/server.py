@@ -188,6 +188,15 @@ class AzureFake:
                                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                                "issuer": f"https://{host}/{tenant}/v2.0",
                                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"]}, {})
+        if path == "/common/discovery/instance" and method == "GET":
+            # MSAL's instance discovery; it also asks after a failed token request.
+            authorize = urlsplit(query.get("authorization_endpoint", ""))
+            tenant = authorize.path.strip("/").split("/")[0] or "common"
+            return Reply(200, {"tenant_discovery_endpoint":
+                               f"https://{host}/{tenant}/v2.0/.well-known/openid-configuration",
+                               "api-version": "1.1",
+                               "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]},
+                         {})
         token = _TOKEN_PATH.match(path)
         if token and method == "POST":
             try:
