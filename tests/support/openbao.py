@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -237,16 +238,24 @@ KV2 = {  # KV v2 at secret/
     "kv-hex": {"bin": "00ff10e2"},
     "kv-custom-audience": {"bar": "hello-custom-audience"},
     "db-pass": {"password": "db-secret-password-8c1d"},
+    "marker": {"value": "marker-secret-value-51f0!"},  # neither base64 nor hex; must never be logged
     "typed": {"count": 10, "ratio": 1.50, "enabled": True, "nothing": None,
               "nested": {"baz": "zap", "bar": "hop", "cheeses": {"cheddar": "8", "brie": 9}},
               "values": [6, "stilton", True], "html": "<a&b>"},
 }
 KV1 = {"app": {"username": "app-user", "password": "kv1-pass-4e2b", "data": "string data"}}  # KV v1 at kv1/
+
+
+def planted_values() -> list[str]:
+    """Every secret string the configuration plants that is long enough to search logs for."""
+    found = [v for d in (*KV2.values(), *KV1.values(), *NAMESPACED.values()) for v in d.values()
+             if isinstance(v, str) and len(v) >= 8]
+    return found
 NAMESPACE = "acceptance"
 NAMESPACED = {"kv1": {"bar1": "hello-namespaces"}}  # KV v2 at secret/ inside the namespace
 PKI_ROLE = "example-dot-com"
 POLICIES = {
-    "kv-policy": 'path "secret/*" { capabilities = ["read"] }\npath "kv1/*" { capabilities = ["read"] }',
+    "kv-policy": 'path "secret/*" { capabilities = ["read", "list"] }\npath "kv1/*" { capabilities = ["read"] }',
     "pki-policy": f'path "pki/issue/{PKI_ROLE}" {{ capabilities = ["create", "update"] }}',
 }
 # role → (service account, namespace, policies, audience) for both auth methods.
@@ -259,7 +268,9 @@ ROLES = {
     "database": ("webapp-sa", "default", "kv-policy", "vault"),
 }
 JWT_ROLES = {"jwt-kv-role": ROLES["kv-role"], "database": ROLES["database"], "pki-role": ROLES["pki-role"],
-             "no-policy-role": ROLES["no-policy-role"], "all-role": ROLES["all-role"]}
+             "no-policy-role": ROLES["no-policy-role"], "all-role": ROLES["all-role"],
+             # deploy/examples/vault/spc-vault-pki.yaml
+             "webapp-pki": ("webapp-sa", "default", "pki-policy", "vault-pki")}
 
 
 def configure(bao: OpenBao, issuer_pem: str, issuer: str, kube_url: str) -> None:
@@ -354,3 +365,29 @@ def shared_cluster(workdir: Path) -> Cluster:
         _shared = Cluster(bao, kube, issuer)
         atexit.register(_shared.stop)
     return _shared
+
+
+def vault_spc(objects: str, name: str = "vault-test", **parameters: str) -> dict[str, Any]:
+    """A SecretProviderClass manifest for `provider: vault` (objects as YAML text, as users write it)."""
+    return {"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": name}, "spec": {"provider": "vault", "parameters": {"objects": objects, **parameters}}}
+
+
+def daemon_env(cluster: Cluster, directory: Path, kubeconfig: bool = True, **extra: str) -> dict[str, str]:
+    """The daemon's environment: no Vault settings of the test runner's, KUBECONFIG to the stub API server."""
+    env = {name: "" for name in os.environ if name.startswith(("VAULT_", "BAO_"))}
+    env["KUBECONFIG"] = str(cluster.kube.write_kubeconfig(directory / "kubeconfig")) if kubeconfig else ""
+    env.update(extra)
+    return env
+
+
+_TOKEN_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|\b(?:hvs|hvb|s|b)\.[A-Za-z0-9]{20,}")
+
+
+def leaks(text: str, cluster: Cluster) -> list[str]:
+    """Secret values, JWTs, Vault tokens or the root token found in text (logs, error messages)."""
+    found = [v for v in planted_values() if v in text]
+    found += _TOKEN_SHAPES.findall(text)
+    if cluster.bao.root_token in text:
+        found.append("the root token")
+    return found

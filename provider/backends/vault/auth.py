@@ -47,6 +47,10 @@ def objects_named(plan: VaultPlan) -> str:
     return f"object{'s' if len(names) > 1 else ''} {shown}"
 
 
+def not_read(plan: VaultPlan) -> str:
+    return f"{objects_named(plan)} {'were' if len(plan.objects) > 1 else 'was'} not read"
+
+
 def pod_jwt(plan: VaultPlan, source: TokenSource | None, deadline: float) -> str:
     """The pod's JWT: the driver's token, else one from the TokenRequest API. Fails closed."""
     if plan.driver_token is not None:
@@ -95,31 +99,34 @@ def login(adapter: hvac.adapters.RawAdapter, plan: VaultPlan, jwt: str, deadline
             "role": plan.role, "authMount": plan.auth_mount, "pod": plan.pod.name,
             "namespace": plan.pod.namespace, "serviceAccount": plan.pod.service_account, "ttlSeconds": ttl}})
         return Login(token=token, ttl=ttl)
-    raise login_error(answer, plan, what)
+    raise login_error(answer, plan)
 
 
-def login_error(answer: Answer, plan: VaultPlan, what: str) -> ProviderError:
+def login_error(answer: Answer, plan: VaultPlan) -> ProviderError:
     if answer.sealed:
-        return ProviderError(ErrorKind.UNAVAILABLE, f"{where(plan)} is sealed; no object was read while {what}. "
+        return ProviderError(ErrorKind.UNAVAILABLE, f"{where(plan)} is sealed; {not_read(plan)}. "
                                                     "Unseal Vault; the driver retries the mount")
     audience = plan.audience or DEFAULT_AUDIENCE
     if answer.status in (400, 401, 403):
+        # Vault answers a login to a path where no auth method is enabled with a bare "permission denied".
+        mount_hint = (f", and that an auth method is enabled at auth/{plan.auth_mount} (vaultAuthMountPath or the "
+                      "daemon's --vault-mount, in vaultNamespace)" if answer.errors == ["permission denied"] else "")
         return ProviderError(
             ErrorKind.UNAUTHENTICATED,
             f"{where(plan)} refused the login of {who(plan)} to role {plan.role!r} at auth/{plan.auth_mount}: "
             f"{answer.detail()}. Check that the role binds this service account and namespace and accepts "
-            f"audience {audience!r}; no object was read",
+            f"audience {audience!r}{mount_hint}; {not_read(plan)}",
         )
     if answer.status in (404, 405):
         return ProviderError(
             ErrorKind.UNAUTHENTICATED,
             f"{where(plan)} has no auth method at auth/{plan.auth_mount} ({answer.detail()}): check "
-            "vaultAuthMountPath (or the daemon's --vault-mount) and vaultNamespace",
+            f"vaultAuthMountPath (or the daemon's --vault-mount) and vaultNamespace; {not_read(plan)}",
         )
     if answer.status == 200 or answer.not_json:
         return ProviderError(ErrorKind.UNAVAILABLE,
                              f"{where(plan)} answered the login to role {plan.role!r} without a token; is "
-                             "vaultAddress a Vault server?")
+                             f"vaultAddress a Vault server? {not_read(plan)}")
     return ProviderError(ErrorKind.UNAVAILABLE,
                          f"{where(plan)} could not log in {who(plan)} to role {plan.role!r} ({answer.detail()}); "
-                         "the driver retries the mount")
+                         f"{not_read(plan)}; the driver retries the mount")
