@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
@@ -280,3 +281,21 @@ def test_keys_of_each_kind(in_process: World, backend: AzureBackend) -> None:  #
         assert file.contents == keys[kind].public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
+
+
+def test_metrics_have_fixed_labels_and_no_secrets(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+    world = in_process
+    vault = world.vault("kv-metrics")
+    vault.set_secret("secret1", "metric-marker-value")
+    history = {**SECRET, "objectAlias": "h", "objectVersionHistory": 2}
+    mount(backend, world, world.workload(vault.name), [SECRET, history])
+    mount_error(backend, world, world.workload(vault.name), [{"objectName": "missing", "objectType": "key"}])
+    text = generate_latest().decode()
+    azure_lines = [line for line in text.splitlines() if 'backend="azure"' in line]
+    operations = {line.split('operation="')[1].split('"')[0] for line in azure_lines if 'operation="' in line}
+    assert {"get_secret", "list_versions", "get_key", "token"} <= operations
+    assert 'provider_cache_lookups_total{backend="azure",cache="token",result="hit"}' in text
+    assert 'status_class="4xx"' in text
+    markers = ("metric-marker-value", vault.name, "secret1", world.sp_secret, *world.fake.directory.issued_tokens())
+    for marker in markers:
+        assert marker not in text
