@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ class SandboxedDaemon(Daemon):
         self.log_path = self.provider_dir.parent / f"{self.provider_dir.name}-daemon.log"
         self.stdout_path = self.provider_dir.parent / f"{self.provider_dir.name}-daemon.out"
         self.hosts_file = self.provider_dir.parent / f"{self.provider_dir.name}-hosts"
+        self._hosts_lock = threading.Lock()
+        self._hosts_text = ""
         self.refresh_hosts()
         fake_socket = fake.unix_socket()
         serve = [sys.executable, "-m", "tests.support.serve", "serve", "--provider-dir", str(self.provider_dir),
@@ -46,5 +49,10 @@ class SandboxedDaemon(Daemon):
         self.returncode: int | None = None
 
     def refresh_hosts(self) -> None:
-        """Rewrite the sandbox's /etc/hosts in place (same inode) after adding vaults to the fake."""
-        self.hosts_file.write_text(sandbox.hosts_text(self.fake.hostnames()))
+        """Rewrite the sandbox's /etc/hosts in place (same inode: it is bind-mounted) when the fake has new
+        vaults. Only when it changed: a rewrite races with the daemon's lookups."""
+        text = sandbox.hosts_text(self.fake.hostnames())
+        with self._hosts_lock:
+            if text != self._hosts_text:
+                self.hosts_file.write_text(text)
+                self._hosts_text = text
