@@ -28,6 +28,7 @@ from provider.localdriver import (
 )
 from provider.observability import AuditLog, configure_logging
 from provider.output import VersionKey
+from provider.policy import add_policy_arguments
 from provider.server import ProviderDaemon
 
 log = logging.getLogger("provider")
@@ -96,6 +97,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", default="json", choices=["json", "text"])
     parser.add_argument("--version-key-file", default="",
                         help="HMAC key for object versions, shared by all nodes (a mounted Secret)")
+    add_policy_arguments(parser.add_argument_group("what SecretProviderClasses may name"))
     add_backend_arguments(parser)
 
 
@@ -119,6 +121,11 @@ def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend]:
 
 def serve_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
+    if not args.allowed_vault_addresses:
+        log.warning(
+            "no --allowed-vault-addresses: any SecretProviderClass may send pod tokens to any Vault address; "
+            "set it on clusters where SPC authors are not all trusted"
+        )
     daemon = ProviderDaemon(
         args.provider_dir,
         create_backends(args.backends, args),

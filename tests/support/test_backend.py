@@ -27,15 +27,15 @@ from provider.request import MountContext
 
 
 @dataclass(frozen=True)
-class TestPlan:
+class ScriptedPlan:
     files: tuple[SecretFile, ...]
     delay: float
 
 
-class TestBackend:
+class ScriptedBackend:
     name = "test"
 
-    def plan(self, ctx: MountContext) -> TestPlan:
+    def plan(self, ctx: MountContext) -> ScriptedPlan:
         params = ctx.parameters
         if params.get("failWith"):
             raise ProviderError(ErrorKind[params["failWith"]], f"planted {params['failWith']} failure")
@@ -54,7 +54,7 @@ class TestBackend:
         if params.get("echoSecret"):
             value = ctx.secrets.get(params["echoSecret"], "")
             files.append(SecretFile("secret-value", value.encode(), "secret-value", "secret-value"))
-        return TestPlan(tuple(files), float(params.get("delaySeconds", "0")))
+        return ScriptedPlan(tuple(files), float(params.get("delaySeconds", "0")))
 
     def _file(self, obj: dict[str, Any]) -> SecretFile:
         contents = base64.b64decode(obj["valueBase64"]) if "valueBase64" in obj else str(obj.get("value", "")).encode()
@@ -71,7 +71,7 @@ class TestBackend:
             mode=mode,
         )
 
-    def fetch(self, plan: TestPlan, deadline: float) -> list[SecretFile]:
+    def fetch(self, plan: ScriptedPlan, deadline: float) -> list[SecretFile]:
         end = time.monotonic() + plan.delay
         while time.monotonic() < end:
             time.sleep(min(0.05, time_left(deadline, "the test backend finished its delay")))
@@ -82,5 +82,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     return None
 
 
-def create(args: argparse.Namespace) -> TestBackend:
-    return TestBackend()
+def create(args: argparse.Namespace) -> ScriptedBackend:
+    return ScriptedBackend()
