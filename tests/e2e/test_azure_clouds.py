@@ -68,13 +68,14 @@ def test_concurrent_mounts_in_different_clouds_never_mix(mounts: Mounts, same_na
 
 @pytest.fixture(scope="module")
 def stack_default(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
-    """A daemon whose default cloud is the operator's custom cloud (AZURE_ENVIRONMENT_FILEPATH), which also
-    lets SPCs name cloud files under --allowed-files-dir when the command line has that flag."""
+    """A daemon whose default cloud is the operator's custom cloud (AZURE_ENVIRONMENT_FILEPATH), and which
+    lets SPCs name cloud files under its --allowed-files-dir."""
     directory = tmp_path_factory.mktemp("azure-stack")
     allowed = directory / "clouds"
     allowed.mkdir()
     cloud_file(allowed, STACK)
-    daemon = start_sandboxed(azure_world, directory, ["--cloud-name", "AzureStackCloud"],
+    daemon = start_sandboxed(azure_world, directory, ["--cloud-name", "AzureStackCloud", "--allowed-files-dir",
+                                                      str(allowed)],
                              env={"AZURE_ENVIRONMENT_FILEPATH": str(cloud_file(directory, STACK))})
     yield Mounts(azure_world, daemon)
     daemon.stop()
@@ -86,6 +87,19 @@ def test_the_daemon_default_cloud_and_an_explicit_one(stack_default: Mounts, sam
     assert files_of(on_stack) == {"where": STACK.suffix.encode()}
     public = stack_default.mount(world.workload(same_name_everywhere, cloudName="AzurePublicCloud"), [SECRET])
     assert files_of(public) == {"where": PUBLIC.suffix.encode()}
+
+
+def test_an_spc_cloud_file_under_the_allowed_directory(stack_default: Mounts, same_name_everywhere: str) -> None:
+    world = stack_default.world
+    world.fake.clear()
+    params = world.workload(same_name_everywhere, cloudName="azurestackcloud",
+                            cloudEnvFileName=f"{STACK.suffix}.json")
+    assert files_of(stack_default.mount(params, [SECRET])) == {"where": STACK.suffix.encode()}
+    hosts = {r.host for r in world.fake.records()}
+    assert f"{same_name_everywhere}.{STACK.suffix}" in hosts  # the token may be cached from the test above
+    assert hosts <= {f"{same_name_everywhere}.{STACK.suffix}", STACK.login_host}
+    error = stack_default.error({**params, "cloudEnvFileName": "../azure-stack0.json"}, [SECRET])
+    assert error.code().name == "PERMISSION_DENIED"
 
 
 def test_an_spc_cloud_file_outside_the_allowed_directory_is_refused(mounts: Mounts,
