@@ -4,5 +4,7 @@ from provider.backends import BACKEND_MODULES
 from provider.cli import main
 
 BACKEND_MODULES["test"] = "tests.support.test_backend"
+# A backend whose package does not exist, as in a build without it: its socket must still answer.
+BACKEND_MODULES["absent"] = "tests.support.absent_backend"
 
 raise SystemExit(main())
