@@ -129,6 +129,20 @@ def test_cache_is_keyed_on_the_pod_not_on_objects_or_token(daemon: Daemon, clust
     assert cluster.bao.count(mark, "auth/kubernetes/login") == 1
 
 
+def test_a_denied_read_logs_in_again_only_once(daemon: Daemon, cluster: Cluster) -> None:
+    # TestRequestSecret_OnlyAuthenticatesOnce: a fresh token → 1 login, 1 read; a cached one → 1 login, 2 reads.
+    spc = vault_spc("- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}",
+                    roleName="no-policy-role")
+    pod = new_pod()
+    for reads in (1, 2):
+        mark = cluster.bao.audit_mark()
+        with pytest.raises(grpc.RpcError) as caught:
+            mount(daemon, cluster, pod, spc)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert (cluster.bao.count(mark, "auth/kubernetes/login"), cluster.bao.count(mark, "secret/data/kv1")) == (
+            1, reads)
+
+
 def test_the_environment_token_is_never_used(daemon: Daemon, cluster: Cluster) -> None:
     # The daemon's environment holds the root token; a pod the role does not bind is still refused.
     mark = cluster.bao.audit_mark()

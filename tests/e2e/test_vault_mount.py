@@ -189,7 +189,7 @@ def test_objects_with_different_secret_args_get_their_own_issuance(daemon: Daemo
   secretPath: pki/issue/example-dot-com
   secretKey: certificate
   secretArgs: {common_name: internal.example.com}
-  method: PUT
+  method: POST
 """, roleName="pki-role")
     mark = cluster.bao.audit_mark()
     files = contents(mount(daemon, cluster, spc, new_pod("nginx-pki")))

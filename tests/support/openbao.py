@@ -275,45 +275,49 @@ JWT_ROLES = {"jwt-kv-role": ROLES["kv-role"], "database": ROLES["database"], "pk
 
 def configure(bao: OpenBao, issuer_pem: str, issuer: str, kube_url: str) -> None:
     """JWT auth trusting the tests' issuer key, Kubernetes auth against the stub TokenReview endpoint,
-    KV v1 and v2, PKI, a namespace with its own Kubernetes auth and KV."""
-    key_file = bao.workdir / "issuer.pem"
-    key_file.write_text(issuer_pem)
+    KV v1 and v2, PKI, a namespace with its own Kubernetes auth and KV. Written to the HTTP API, as
+    an operator's Terraform would (the `bao` CLI costs a process start per step)."""
     for name, policy in POLICIES.items():
-        bao.bao("policy", "write", name, "-", stdin=policy)
-    bao.bao("auth", "enable", "jwt")
-    bao.bao("write", "auth/jwt/config", f"jwt_validation_pubkeys=@{key_file}", f"bound_issuer={issuer}")
+        bao.api("PUT", f"sys/policies/acl/{name}", {"policy": policy})
+    bao.api("POST", "sys/auth/jwt", {"type": "jwt"})
+    bao.api("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [issuer_pem], "bound_issuer": issuer})
     for role, (account, namespace, policies, audience) in JWT_ROLES.items():
-        bao.bao("write", f"auth/jwt/role/{role}", "role_type=jwt", "user_claim=sub", f"bound_audiences={audience}",
-                f"bound_subject=system:serviceaccount:{namespace}:{account}", f"token_policies={policies}",
-                "token_ttl=20m")
+        bao.api("POST", f"auth/jwt/role/{role}", {
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": [audience],
+            "bound_subject": f"system:serviceaccount:{namespace}:{account}",
+            "token_policies": policies.split(","), "token_ttl": "20m"})
     _kubernetes_auth(bao, kube_url, ROLES, "")
     for name, data in KV2.items():
-        bao.bao("kv", "put", "-mount=secret", name, "-", stdin=json.dumps(data))
-    bao.bao("secrets", "enable", "-path=kv1", "-version=1", "kv")
+        bao.api("POST", f"secret/data/{name}", {"data": data})
+    name, versions = VERSIONED
+    for data in versions:
+        bao.api("POST", f"secret/data/{name}", {"data": data})
+    bao.api("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}})
     for name, data in KV1.items():
-        bao.bao("kv", "put", "-mount=kv1", name, "-", stdin=json.dumps(data))
-    bao.bao("secrets", "enable", "pki")
-    bao.bao("secrets", "tune", "-max-lease-ttl=87600h", "pki")
-    bao.bao("write", "pki/root/generate/internal", "common_name=example.com", "ttl=8760h")
-    bao.bao("write", f"pki/roles/{PKI_ROLE}", "allowed_domains=example.com", "allow_subdomains=true",
-            "max_ttl=72h")
-    bao.bao("namespace", "create", NAMESPACE)
-    bao.bao("secrets", "enable", "-path=secret", "kv-v2", namespace=NAMESPACE)
-    bao.bao("policy", "write", "kv-policy", "-", stdin=POLICIES["kv-policy"], namespace=NAMESPACE)
+        bao.api("POST", f"kv1/{name}", data)
+    bao.api("POST", "sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}})
+    # EC keys: an RSA key per issuance would cost the suite seconds.
+    bao.api("POST", "pki/root/generate/internal", {"common_name": "example.com", "ttl": "8760h",
+                                                   "key_type": "ec", "key_bits": 256})
+    bao.api("POST", f"pki/roles/{PKI_ROLE}", {"allowed_domains": "example.com", "allow_subdomains": True,
+                                              "max_ttl": "72h", "key_type": "ec", "key_bits": 256})
+    bao.api("POST", f"sys/namespaces/{NAMESPACE}", {})
+    bao.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, namespace=NAMESPACE)
+    bao.api("PUT", "sys/policies/acl/kv-policy", {"policy": POLICIES["kv-policy"]}, namespace=NAMESPACE)
     _kubernetes_auth(bao, kube_url, {"kv-role": ROLES["kv-role"]}, NAMESPACE)
     for name, data in NAMESPACED.items():
-        bao.bao("kv", "put", "-mount=secret", name, "-", stdin=json.dumps(data), namespace=NAMESPACE)
+        bao.api("POST", f"secret/data/{name}", {"data": data}, namespace=NAMESPACE)
 
 
 def _kubernetes_auth(bao: OpenBao, kube_url: str, roles: dict[str, tuple[str, str, str, str]], namespace: str) -> None:
-    bao.bao("auth", "enable", "kubernetes", namespace=namespace)
+    bao.api("POST", "sys/auth/kubernetes", {"type": "kubernetes"}, namespace=namespace)
     # The stub API server speaks plain HTTP; the CA is required by the config but unused.
-    bao.bao("write", "auth/kubernetes/config", f"kubernetes_host={kube_url}", "disable_local_ca_jwt=true",
-            f"kubernetes_ca_cert=@{bao.tls.ca}", namespace=namespace)
+    bao.api("POST", "auth/kubernetes/config", {"kubernetes_host": kube_url, "disable_local_ca_jwt": True,
+                                               "kubernetes_ca_cert": bao.tls.ca.read_text()}, namespace=namespace)
     for role, (account, pod_namespace, policies, audience) in roles.items():
-        bao.bao("write", f"auth/kubernetes/role/{role}", f"bound_service_account_names={account}",
-                f"bound_service_account_namespaces={pod_namespace}", f"audience={audience}",
-                f"token_policies={policies}", "token_ttl=20m", namespace=namespace)
+        bao.api("POST", f"auth/kubernetes/role/{role}", {
+            "bound_service_account_names": [account], "bound_service_account_namespaces": [pod_namespace],
+            "audience": audience, "token_policies": policies.split(","), "token_ttl": "20m"}, namespace=namespace)
 
 
 # ------------------------------------------------------------------------------------- one shared cluster
@@ -355,9 +359,6 @@ def shared_cluster(workdir: Path) -> Cluster:
         bao = OpenBao(workdir)
         try:
             configure(bao, issuer.public_pem, issuer.issuer, kube.url)
-            name, versions = VERSIONED
-            for data in versions:
-                bao.bao("kv", "put", "-mount=secret", name, "-", stdin=json.dumps(data))
         except BaseException:
             bao.stop()
             kube.stop()

@@ -164,7 +164,8 @@ def build_session(connection: Connection) -> hvac.adapters.RawAdapter:
         base, proxies, verify = "http://localhost", {}, True
     else:
         tls = connection.tls
-        session.mount("https://", _TLSAdapter(tls_context(tls), tls.server_name))
+        if parts.scheme == "https":
+            session.mount("https://", _TLSAdapter(tls_context(tls), tls.server_name))
         base, verify = connection.address, not tls.skip_verify
         proxies = requests.utils.get_environ_proxies(connection.address)
     session.verify = verify
@@ -187,8 +188,8 @@ class SessionCache:
             if found is not None and now - found.created < SESSION_SECONDS:
                 self._sessions.move_to_end(connection)
                 return found.adapter
-        adapter = build_session(connection)
-        with self._lock:
+            # Built under the lock: parallel first mounts share one session instead of each building one.
+            adapter = build_session(connection)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:
