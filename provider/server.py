@@ -30,6 +30,7 @@ from provider.errors import ErrorKind, ProviderError
 from provider.observability import MOUNT_SECONDS, MOUNTS, MOUNTS_IN_FLIGHT, AuditLog, audit_objects
 from provider.output import ObjectRecord, VersionKey, build_response
 from provider.request import MountContext, parse_mount_request
+from provider.templates import apply_templates, parse_templates
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
+            templates = parse_templates(ctx.parameters)
             plan = self.backend.plan(ctx)
-            files = self.backend.fetch(plan, deadline)
+            files = apply_templates(templates, self.backend.fetch(plan, deadline))
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
             error = exc
