@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +40,7 @@ NOT_ACTED_STATUSES = frozenset({412, 429, 503})
 IDEMPOTENT = frozenset({"GET", "LIST", "HEAD"})
 MAX_RETRY_AFTER = 5.0
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)]+)")
+_SSL_LOCATION = re.compile(r"\(_ssl\.c:\d+\)")
 
 
 @dataclass(frozen=True)
@@ -165,19 +168,49 @@ def _transport_error(exc: BaseException, what: str, where: str, deadline: float,
                                                 "check vaultAddress and that Vault is running")
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost ssl or OS error under requests' and urllib3's wrappers (or exc itself)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        if isinstance(current, (ssl.SSLError, ConnectionRefusedError, socket.gaierror, TimeoutError)):
+            return current
+        inner = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        current = (inner[0] if inner else reason if isinstance(reason, BaseException) else
+                   current.__cause__ or current.__context__)
+    return seen[-1]
+
+
+# What an OpenSSL reason means for someone configuring the provider.
+_TLS_REASONS = {
+    "CERTIFICATE_REQUIRED": "Vault requires a client certificate",
+    "WRONG_VERSION_NUMBER": "the address does not speak TLS; use http:// or the TLS port",
+    "UNKNOWN_CA": "Vault does not trust the client certificate",
+    "BAD_CERTIFICATE": "Vault refused the client certificate",
+}
+
+
 def _short_reason(exc: BaseException) -> str:
+    """A short, value-free reason for a failed connection: what OpenSSL or the OS said."""
+    cause = _root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {str(cause.verify_message).rstrip('.')}"
+    if isinstance(cause, ssl.SSLEOFError):
+        # With TLS 1.3 a server that wants a client certificate often just closes the connection.
+        return "Vault closed the TLS connection; does it require a client certificate?"
+    if isinstance(cause, ssl.SSLError):
+        reason = str(cause.reason or "") or _SSL_LOCATION.sub("", str(cause.args[-1] if cause.args else "")).strip()
+        meaning = next((text for key, text in _TLS_REASONS.items() if key in reason), "")
+        return f"{meaning} ({reason})" if meaning else reason or "TLS error"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
     text = str(exc)
     found = _ERRNO.search(text)
     if found:
         return found.group(1).strip()
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch",
-                   "WRONG_VERSION_NUMBER", "TLSV1_ALERT", "SSLV3_ALERT"):
-        if marker in text:
-            start = text.index(marker)
-            return redact_text(text[start:start + 120].split("'")[0].split("(")[0].strip())
-    if "timed out" in text:
-        return "connection timed out"
-    return type(exc).__name__
+    return "connection timed out" if "timed out" in text else type(cause).__name__
 
 
 # -------------------------------------------------------------------------------------------- token cache
