@@ -1,4 +1,4 @@
-"""Command line: `serve` (the daemon), `mount` (the local driver), `version`. One function a command."""
+"""Command line: `serve` (the daemon), `mount` (the local driver), `lint`, `version`. One function a command."""
 
 from __future__ import annotations
 
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     mount.add_argument("--show", action="store_true", help="also print the file contents")
     _add_common_arguments(mount)
     mount.set_defaults(run=mount_command)
+
+    lint = commands.add_parser("lint", help="check SecretProviderClass manifests offline")
+    lint.add_argument("files", nargs="+", help="manifests (YAML, several documents allowed)")
+    lint.add_argument("--format", choices=["text", "json"], default="text")
+    _add_common_arguments(lint)
+    lint.set_defaults(run=_lint)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(run=lambda _args: print(__version__) or 0)
@@ -224,6 +230,13 @@ def print_table(response: pb.MountResponse, show: bool) -> None:
             print(f"\n--- {item.path}")
             sys.stdout.write(item.contents.decode("utf-8", "backslashreplace"))
             print()
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from provider.lint import lint_command
+
+    configure_logging("error", args.log_format)  # findings are the output; backend warnings are findings too
+    return lint_command(args)
 
 
 def _key_value(item: str, flag: str) -> tuple[str, str]:
