@@ -100,6 +100,9 @@ def test_an_spc_cloud_file_under_the_allowed_directory(stack_default: Mounts, sa
     assert hosts <= {f"{same_name_everywhere}.{STACK.suffix}", STACK.login_host}
     error = stack_default.error({**params, "cloudEnvFileName": "../azure-stack0.json"}, [SECRET])
     assert error.code().name == "PERMISSION_DENIED"
+    missing = stack_default.error({**params, "cloudEnvFileName": "akscustom.json"}, [SECRET])
+    assert missing.code().name == "INVALID_ARGUMENT"
+    assert "akscustom.json' does not exist in the provider pod" in missing.details()
 
 
 def test_an_spc_cloud_file_outside_the_allowed_directory_is_refused(mounts: Mounts,

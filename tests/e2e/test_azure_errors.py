@@ -5,6 +5,7 @@ or a log line (metrics: tests/integration/azure)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ def obj(**fields: Any) -> dict[str, Any]:
                                                "workload identity"),
         ({"useVMManagedIdentity": "true", "usePodIdentity": "true"}, [SECRET], "only one identity mode"),
         ({"cloudName": "AzureCloud1"}, [SECRET], "cloudName 'AzureCloud1' is not valid"),
+        ({"cloudName": "AzureStackCloud"}, [SECRET], "cloudName AzureStackCloud needs cloudEnvFileName"),
         ({"keyvaultName": "kv"}, [SECRET], "keyvaultName 'kv' is not a valid vault name"),
         ({"keyvaultName": "longkeyvaultnamewhichisnotvalid"}, [SECRET], "is not a valid vault name"),
         ({"keyvaultName": "kv_test"}, [SECRET], "is not a valid vault name"),
@@ -118,6 +120,11 @@ def test_missing_identities(mounts: Mounts, vault: Vault, params: dict[str, str]
         ("history-start-disabled", grpc.StatusCode.NOT_FOUND, "is not one of its enabled versions"),
         ("unknown-vault", grpc.StatusCode.UNAVAILABLE, "does not resolve"),
         ("no-content-type", INVALID, "but has no content type"),
+        ("nil-value", INVALID, "secret value is nil"),
+        ("bad-pkcs12", INVALID, "the secret's value is not base64 PKCS#12 data"),
+        ("p256k-key", INVALID, "curve P-256K is not supported"),
+        ("oct-key", INVALID, "failed to get key. key type 'oct' currently not supported"),
+        ("nil-cer", INVALID, "certificate value is nil"),
     ],
 )
 def test_backend_failures(mounts: Mounts, case: str, code: grpc.StatusCode, message: str) -> None:
@@ -146,10 +153,35 @@ def test_backend_failures(mounts: Mounts, case: str, code: grpc.StatusCode, mess
         params = world.workload("kv-nowhere")
     elif case == "no-content-type":
         vault.set_secret("secret1", "x", kid="https://{host}/keys/secret1/0")
+    elif case == "nil-value":
+        vault.set_secret("secret1", None)
+    elif case == "bad-pkcs12":
+        vault.set_secret("secret1", "invalid", "application/x-pkcs12", kid="https://{host}/keys/secret1/0")
+    elif case in ("p256k-key", "oct-key"):
+        jwk = {"kty": "EC", "crv": "P-256K", "x": "AQ", "y": "Ag"} if case == "p256k-key" else {"kty": "oct", "k": "AA"}
+        vault.add_key("secret1", jwk)
+        objects = [obj(objectType="key")]
+    elif case == "nil-cer":
+        vault.add_raw_certificate("secret1", None)
+        objects = [obj(objectType="cert")]
     error = mounts.error(params, objects, pod=pod, secrets=secrets)
     assert error.code() is code, error.details()
     assert message in error.details()
-    assert "object 0 (secret 'secret1')" in error.details()
+    assert f"object 0 ({objects[0]['objectType']} 'secret1')" in error.details()
+
+
+@pytest.mark.parametrize(("key", "message"), [("csi.storage.k8s.io/pod.name", "pod name is not provided"),
+                                              ("csi.storage.k8s.io/pod.namespace", "pod namespace is not provided")])
+def test_missing_pod_info(mounts: Mounts, vault: Vault, key: str, message: str) -> None:
+    # A CSIDriver without podInfoOnMount: kubelet sends no pod keys.
+    request = mounts.request(mounts.world.workload(vault.name), [SECRET])
+    attributes = json.loads(request.attributes)
+    del attributes[key]
+    request.attributes = json.dumps(attributes)
+    with pytest.raises(grpc.RpcError) as caught:
+        mounts.call(request)
+    assert caught.value.code() is INVALID
+    assert message in caught.value.details()
 
 
 def test_no_secret_or_token_in_errors_or_logs(mounts: Mounts, vault: Vault) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,11 +120,29 @@ def test_aliases_and_nested_aliases(mounts: Mounts, vault: Vault) -> None:
 
 
 @pytest.mark.parametrize(("permission", "mode"), [("0755", 0o755), ('"0600"', 0o600), ("0400", 0o400)])
-def test_file_permission(mounts: Mounts, vault: Vault, permission: str, mode: int) -> None:
+def test_file_permission(mounts: Mounts, vault: Vault, permission: str, mode: int, tmp_path: Path) -> None:
     vault.set_secret("perm", "v")
     response = mounts.mount(mounts.world.workload(vault.name),
                             [{"objectName": "perm", "objectType": "secret", "filePermission": permission}])
     assert [(f.path, f.mode) for f in response.files] == [("perm", mode)]
+    write_payload(str(tmp_path), response)
+    assert stat.S_IMODE(os.stat(tmp_path / "..data" / "perm").st_mode) == mode
+
+
+def test_object_fields_are_trimmed(mounts: Mounts, vault: Vault) -> None:
+    # TestFormatKeyVaultObject: "secret1     ", "base64   ", "  secret"
+    vault.set_secret("padded", "cGFkZGVk")
+    response = mounts.mount(mounts.world.workload(vault.name),
+                            ['objectName: "padded     "\nobjectEncoding: "base64   "\nobjectType: "  secret"'])
+    assert files_of(response) == {"padded": b"padded"}
+
+
+def test_certificate_object_wraps_whatever_der_key_vault_returns(mounts: Mounts, vault: Vault) -> None:
+    # TestGetCertificate: CER "test"
+    version = vault.add_raw_certificate("raw-cer", b"test")
+    response = mounts.mount(mounts.world.workload(vault.name), [{"objectName": "raw-cer", "objectType": "cert"}])
+    assert files_of(response) == {"raw-cer": b"-----BEGIN CERTIFICATE-----\ndGVzdA==\n-----END CERTIFICATE-----\n"}
+    assert versions_of(response) == {"cert/raw-cer": version}
 
 
 # -------------------------------------------------------- certificates (TestDecodePKCS12, chains)
@@ -213,8 +233,9 @@ def test_keys_and_certificates_of_each_kind(mounts: Mounts, vault: Vault, kind: 
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert files[name] == public
     assert files[f"{name}-cert"] == leaf.pem
-    loaded_key = serialization.load_pem_private_key(pem_blocks(files[f"{name}-secret"])[0], None)
-    assert loaded_key.public_key().public_numbers() == key.public_key().public_numbers()
+    # TestDecodePKCS12 with one certificate: the key (PKCS#8), then the certificate
+    assert der_blocks(files[f"{name}-secret"]) == [key_der(leaf), leaf.der]
+    assert pem_blocks(files[f"{name}-secret"])[0].startswith(b"-----BEGIN PRIVATE KEY-----\n")
 
 
 # ---------------------------------------------------------- history (TestGetLatestNKeyVaultObjects)

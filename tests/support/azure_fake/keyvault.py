@@ -142,8 +142,10 @@ def _now() -> float:
 
 def _bundle(collection: str, item: Any, base: str, name: str) -> dict[str, Any]:
     if isinstance(item, SecretVersion):
-        body: dict[str, Any] = {"value": item.value, "id": f"{base}/secrets/{name}/{item.version}",
+        body: dict[str, Any] = {"id": f"{base}/secrets/{name}/{item.version}",
                                 "attributes": item.attributes.to_json(), "tags": {}}
+        if item.value is not None:
+            body["value"] = item.value
         if item.content_type is not None:
             body["contentType"] = item.content_type
         if item.kid:
@@ -154,17 +156,18 @@ def _bundle(collection: str, item: Any, base: str, name: str) -> dict[str, Any]:
         jwk = dict(item.jwk, kid=f"{base}/keys/{name}/{item.version}")
         return {"key": jwk, "attributes": item.attributes.to_json({"exportable": False}), "tags": {}}
     assert isinstance(item, CertificateVersion)
-    return {
+    body = {
         "id": f"{base}/certificates/{name}/{item.version}",
         "kid": f"{base}/keys/{name}/{item.version}",
         "sid": f"{base}/secrets/{name}/{item.version}",
-        "x5t": thumbprint(item.cer),
-        "cer": base64.b64encode(item.cer).decode(),
         "attributes": item.attributes.to_json(),
         "tags": {},
         "policy": {"id": f"{base}/certificates/{name}/policy",
                    "secret_props": {"contentType": item.content_type}},
     }
+    if item.cer is not None:
+        body.update({"x5t": thumbprint(item.cer), "cer": base64.b64encode(item.cer).decode()})
+    return body
 
 
 def _item(collection: str, item: Any, base: str, name: str) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def _item(collection: str, item: Any, base: str, name: str) -> dict[str, Any]:
     body: dict[str, Any] = {"id": f"{base}/{collection}/{name}/{item.version}", "attributes": attributes, "tags": {}}
     if isinstance(item, SecretVersion) and item.content_type is not None:
         body["contentType"] = item.content_type
-    if isinstance(item, CertificateVersion):
+    if isinstance(item, CertificateVersion) and item.cer is not None:
         body["x5t"] = thumbprint(item.cer)
     return body
 

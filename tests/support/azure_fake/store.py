@@ -70,7 +70,7 @@ class Attributes:
 @dataclass
 class SecretVersion:
     version: str
-    value: str = field(repr=False)
+    value: str | None = field(repr=False)  # None: a bundle without "value"
     content_type: str | None = None
     kid: str | None = None  # the key's id, for a certificate-backed secret
     attributes: Attributes = field(default_factory=Attributes)
@@ -86,7 +86,7 @@ class KeyVersion:
 @dataclass
 class CertificateVersion:
     version: str
-    cer: bytes
+    cer: bytes | None  # None: a bundle without "cer"
     content_type: str
     attributes: Attributes = field(default_factory=Attributes)
 
@@ -113,7 +113,7 @@ class Vault:
     def allowed(self, principal_id: str, permission: str) -> bool:
         return permission in self.access.get(principal_id, set())
 
-    def set_secret(self, name: str, value: str, content_type: str | None = None, *, enabled: bool = True,
+    def set_secret(self, name: str, value: str | None, content_type: str | None = None, *, enabled: bool = True,
                    created: int | None = None, kid: str | None = None, version: str | None = None) -> str:
         item = SecretVersion(version or new_version(), value, content_type, kid, _attrs(enabled, created))
         with self.lock:
@@ -151,6 +151,14 @@ class Vault:
         if key is not None:
             self.add_key(name, key, enabled=enabled, created=attrs.created, version=version)
         return version
+
+    def add_raw_certificate(self, name: str, cer: bytes | None, content_type: str = "application/x-pkcs12") -> str:
+        """A certificate version whose `cer` is any bytes (or absent), with no secret or key beside it."""
+        item = CertificateVersion(new_version(), cer, content_type)
+        with self.lock:
+            self.display_names.setdefault(name.lower(), name)
+            self.certificates.setdefault(name.lower(), []).append(item)
+        return item.version
 
     def set_enabled(self, kind: str, name: str, version: str, enabled: bool) -> None:
         for item in getattr(self, kind)[name.lower()]:
