@@ -170,7 +170,8 @@ def _from_vault(exc: HttpResponseError, vault: str) -> bool:
 def _service_code(exc: HttpResponseError) -> str:
     error = getattr(exc, "error", None)
     code = getattr(error, "code", None)
-    inner = getattr(getattr(error, "innererror", None), "code", None)
+    inner_error = getattr(error, "innererror", None)
+    inner = inner_error.get("code") if isinstance(inner_error, dict) else None
     if isinstance(inner, str) and inner and inner != code:
         return f"{code}/{inner}"
     return code if isinstance(code, str) else ""
