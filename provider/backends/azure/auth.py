@@ -9,6 +9,7 @@ minutes before they expire, and the Key Vault clients built on it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from azure.identity import ClientAssertionCredential, ClientSecretCredential, Ma
 from provider.backends.azure.clouds import CloudEnvironment
 from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
 from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, status_class
+
+log = logging.getLogger(__name__)
 
 BACKEND = "azure"
 # Refresh a cached access token this long before it expires (azure-core's policy uses the same margin).
@@ -177,6 +180,9 @@ class IdentityCache(Generic[ClientsT]):
             entry = self._entries.get(key)
             CACHE_LOOKUPS.labels(BACKEND, "credential", "miss" if entry is None else "hit").inc()
             if entry is None:
+                log.debug("new Azure credential", extra={"fields": {
+                    "mode": key[0], "tenant": identity.tenant_id, "clientID": identity.client_id,
+                    "cloud": cloud.name, "identities": len(self._entries) + 1}})
                 credential, assertion = new_credential(identity, cloud)
                 entry = _Entry(credential, assertion)
                 self._entries[key] = entry
