@@ -16,11 +16,13 @@ from typing import Any
 import hvac.adapters
 
 from provider.backends.vault.auth import TokenSource, login, pod_jwt, where, who
-from provider.backends.vault.client import Answer, TokenCache, TokenKey, call
-from provider.backends.vault.config import Defaults, VaultPlan, nearest, parse_plan, warn_once
+from provider.backends.vault.client import Answer, call
+from provider.backends.vault.config import Defaults, VaultPlan, parse_plan
 from provider.backends.vault.objects import FIELDS, HISTORIC, ReadRequest, VaultObject
 from provider.backends.vault.render import RenderError, render_object
+from provider.backends.vault.tokens import TokenCache, TokenKey
 from provider.backends.vault.transport import SessionCache
+from provider.backends.vault.unknown import nearest, warn_once
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.output import SecretFile

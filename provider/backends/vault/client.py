@@ -13,11 +13,9 @@ import random
 import re
 import socket
 import ssl
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import hvac.adapters
@@ -26,7 +24,7 @@ import requests
 from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, redact_text, status_class
+from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, redact_text, status_class
 
 log = logging.getLogger(__name__)
 
@@ -211,65 +209,3 @@ def _short_reason(exc: BaseException) -> str:
     if found:
         return found.group(1).strip()
     return "connection timed out" if "timed out" in text else type(cause).__name__
-
-
-# -------------------------------------------------------------------------------------------- token cache
-
-
-@dataclass(frozen=True)
-class TokenKey:
-    """Whose Vault token: one per pod identity and login setting. Never shared between pods."""
-
-    address: str
-    namespace: str
-    auth_mount: str
-    role: str
-    audience: str
-    pod_namespace: str
-    service_account: str
-    pod_uid: str
-
-
-@dataclass
-class _Entry:
-    token: str = field(repr=False)
-    renew_at: float
-
-
-class TokenCache:
-    """Vault tokens by TokenKey until 80% of their TTL has passed; LRU-bounded; size <= 0 disables it."""
-
-    def __init__(self, size: int = 1000) -> None:
-        self.size = size
-        self._entries: OrderedDict[TokenKey, _Entry] = OrderedDict()
-        self._locks: dict[TokenKey, threading.Lock] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: TokenKey) -> str | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and time.monotonic() < entry.renew_at:
-                self._entries.move_to_end(key)
-                CACHE_LOOKUPS.labels(BACKEND, "token", "hit").inc()
-                return entry.token
-            if entry is not None:
-                del self._entries[key]
-        CACHE_LOOKUPS.labels(BACKEND, "token", "expired" if entry is not None else "miss").inc()
-        return None
-
-    def put(self, key: TokenKey, token: str, ttl: float) -> None:
-        if self.size <= 0:
-            return
-        renew_at = time.monotonic() + (ttl * 0.8 if ttl > 0 else 24 * 3600.0)
-        with self._lock:
-            self._entries[key] = _Entry(token, renew_at)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def lock_for(self, key: TokenKey) -> threading.Lock:
-        """The lock serialising logins of one identity, so parallel mounts of a pod log in once."""
-        with self._lock:
-            if len(self._locks) > 4 * max(self.size, 64):
-                self._locks = {k: v for k, v in self._locks.items() if v.locked() or k in self._entries}
-            return self._locks.setdefault(key, threading.Lock())

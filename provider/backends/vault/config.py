@@ -8,19 +8,16 @@ later layer (the official provider can only switch it on).
 
 from __future__ import annotations
 
-import difflib
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from provider.backends.vault.objects import VaultObject, parse_objects
+from provider.backends.vault.unknown import warn_unknown_parameters
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"
 DEFAULT_AUTH_MOUNT = "kubernetes"
@@ -150,7 +147,7 @@ def parse_plan(ctx: MountContext, defaults: Defaults) -> VaultPlan:
                             tls=_tls(layers, spc))
     audience = params.get(AUDIENCE, "").strip()
     objects = parse_objects(params.get(OBJECTS, ""), spc)
-    warn_unknown_parameters(params, spc)
+    warn_unknown_parameters(params, spc, KNOWN_PARAMETERS, IGNORED_PARAMETERS)
     return VaultPlan(
         connection=connection,
         role=role,
@@ -229,42 +226,6 @@ def _skip_verify(value: str, source: str) -> bool | None:
     if value in _FALSE:
         return False
     raise invalid(f"{source}: vaultSkipTLSVerify {value!r} is not a boolean; use \"true\" or \"false\"")
-
-
-_warned: set[tuple[str, str]] = set()
-_WARNED_LIMIT = 10_000
-
-
-def warn_once(spc: str, key: str, message: str, fields: Mapping[str, object]) -> None:
-    """Log a configuration warning once per SPC and key (bounded, so a churn of SPCs cannot grow it)."""
-    if (spc, key) in _warned:
-        return
-    if len(_warned) >= _WARNED_LIMIT:
-        _warned.clear()
-    _warned.add((spc, key))
-    log.warning(message, extra={"fields": {"secretProviderClass": spc, **fields}})
-
-
-def nearest(name: str, known: tuple[str, ...]) -> str:
-    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if not matches:
-        matches = [k for k in known if k.lower() == name.lower()]
-    return matches[0] if matches else ""
-
-
-def warn_unknown_parameters(params: Mapping[str, str], spc: str) -> None:
-    """Parameters that look like a misspelt Vault parameter (the rest are other volume attributes)."""
-    for name in params:
-        if name in KNOWN_PARAMETERS:
-            continue
-        if name in IGNORED_PARAMETERS:
-            warn_once(spc, name, f"SecretProviderClass {spc}: parameter {name!r} is ignored (as by the official "
-                      "provider since 0.1.0)", {"parameter": name})
-            continue
-        guess = difflib.get_close_matches(name, KNOWN_PARAMETERS, n=1, cutoff=0.8)
-        if guess:
-            warn_once(spc, name, f"SecretProviderClass {spc}: unknown parameter {name!r} is ignored; did you mean "
-                      f"{guess[0]!r}?", {"parameter": name, "suggestion": guess[0]})
 
 
 def pod_identity_problem(pod: PodInfo) -> str | None:

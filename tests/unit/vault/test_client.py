@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provider.backends.vault.client import TokenCache, TokenKey
 from provider.backends.vault.config import TLSSettings
+from provider.backends.vault.tokens import TokenCache, TokenKey
 from provider.backends.vault.transport import tls_context
 from provider.errors import ProviderError
 from tests.support.openbao import make_tls_files
