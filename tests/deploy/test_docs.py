@@ -59,6 +59,23 @@ def test_relative_links_resolve(doc: Path) -> None:
         assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_into_the_operator_docs_name_real_sections() -> None:
+    checked = 0
+    for doc in sorted(DOCS.glob("*.md")):
+        for target, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", doc.read_text()):
+            page = doc.parent / target if target else doc
+            if page in OPERATOR_DOCS:
+                assert anchor in _anchors(page), f"{doc.name} links to {target}#{anchor}, which has no such section"
+                checked += 1
+    assert checked, "no section links to check"
+
+
 # Callables whose argument at this index is an error message that reaches the user.
 MESSAGE_ARGUMENT = {"ProviderError": 1, "invalid": 0, "ContentError": 0, "MaterialError": 0, "RenderError": 0}
 
