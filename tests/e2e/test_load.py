@@ -41,14 +41,17 @@ def one_mount(daemon: Daemon, i: int) -> tuple[int, str]:
 
 
 def test_200_concurrent_mixed_mounts(daemon_factory: Callable[..., Daemon]) -> None:
-    daemon = daemon_factory(["test"], log_level="warning")
+    # 50 callers against 8 workers: the warm-up fills the RPC pool to its bound, so any later growth is a leak.
+    daemon = daemon_factory(["test"], ["--max-concurrent-mounts", "8"], log_level="warning")
+    idle = process_counts(daemon.process.pid)
     with ThreadPoolExecutor(50) as pool:
-        list(pool.map(lambda i: one_mount(daemon, i), range(200)))  # warm-up: pools reach their size
+        list(pool.map(lambda i: one_mount(daemon, i), range(200)))
     warm = process_counts(daemon.process.pid)
     with ThreadPoolExecutor(50) as pool:
         outcomes = dict(pool.map(lambda i: one_mount(daemon, i), range(200)))
     after = process_counts(daemon.process.pid)
     assert sum(1 for o in outcomes.values() if o == "denied") == 40
     assert sum(1 for o in outcomes.values() if o == "ok") == 160
+    assert warm[0] <= idle[0] + 8 + 2, f"threads grew past the pool bound: {idle[0]} idle, {warm[0]} after"
     assert after[0] <= warm[0] + 2, f"threads grew from {warm[0]} to {after[0]}"
     assert after[1] <= warm[1] + 4, f"file descriptors grew from {warm[1]} to {after[1]}"
