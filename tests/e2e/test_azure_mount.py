@@ -85,6 +85,24 @@ def test_seed_spc_rewritten_for_workload_identity_mounts_both_files(mounts: Moun
     assert {f.mode for f in response.files} == {0o644}
 
 
+@pytest.mark.parametrize("identity", ["workload", "service-principal", "system-assigned", "user-assigned"])
+def test_every_identity_mode(mounts: Mounts, vault: Vault, identity: str) -> None:
+    world = mounts.world
+    vault.set_secret("who", "any identity may read me")
+    params: dict[str, str] = {"keyvaultName": vault.name, "tenantID": world.tenant_id}
+    secrets = None
+    if identity == "workload":
+        params["clientID"] = world.wi.client_id
+    elif identity == "service-principal":
+        secrets = {"ClientID": world.sp.client_id, "ClientSecret": world.sp_secret}  # any letter case
+    else:
+        params["useVMManagedIdentity"] = "true"  # IMDS: AZURE_POD_IDENTITY_AUTHORITY_HOST on the daemon
+        if identity == "user-assigned":
+            params["userAssignedIdentityID"] = world.user_identity.client_id
+    response = mounts.mount(params, [{"objectName": "who", "objectType": "secret"}], secrets=secrets)
+    assert files_of(response) == {"who": b"any identity may read me"}
+
+
 # ------------------------------------------------------------------------- secrets (TestGetSecret)
 
 
