@@ -108,7 +108,7 @@ def _files(plan: AzurePlan, item: PlannedObject, value: content.Fetched, index: 
         pieces = content.render(obj, value, plan.options, object_id)
     except content.ContentError as exc:
         raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"{obj.describe()}: {exc}") from None
-    spec = item.spec if index is None else f"{item.spec}#{index}"
+    spec = item.spec if index is None else obj.spec(plan.vault_url, index)
     return [
         SecretFile(path=base + suffix, contents=data, object_id=object_id, object_spec=spec, mode=obj.mode,
                    version=value.version or None)

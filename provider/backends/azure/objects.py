@@ -75,9 +75,9 @@ class KeyVaultObject:
     def describe(self) -> str:
         return f"object {self.index} ({self.type or 'no type'} {self.name!r})"
 
-    def spec(self, vault_url: str) -> str:
-        """Canonical JSON of what the SPC asked for: no secret material."""
-        fields = {
+    def spec(self, vault_url: str, history_index: int | None = None) -> str:
+        """Canonical JSON of what the SPC asked for (and which version of a history): no secret material."""
+        fields: dict[str, object] = {
             "vault": vault_url,
             "type": self.type,
             "name": self.name,
@@ -88,6 +88,8 @@ class KeyVaultObject:
             "encoding": self.encoding,
             "mode": self.mode,
         }
+        if history_index is not None:
+            fields["historyIndex"] = history_index
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 

@@ -232,3 +232,11 @@ def test_object_spec_is_canonical_and_has_no_secret() -> None:
     spec = json.loads(plan.objects[0].spec)
     assert spec == {"vault": "https://testkv.vault.azure.net/", "type": "secret", "name": "secret1", "alias": "",
                     "version": "", "history": 0, "format": "pem", "encoding": "utf-8", "mode": None}
+
+
+def test_history_files_have_a_spec_per_version() -> None:
+    plan = build_plan(context(base(), secrets=SP_SECRETS), AzureOptions())
+    obj = plan.objects[0].obj
+    specs = [json.loads(obj.spec(plan.vault_url, index)) for index in (0, 1)]
+    assert [s.pop("historyIndex") for s in specs] == [0, 1]
+    assert specs[0] == specs[1] == json.loads(plan.objects[0].spec)
