@@ -201,6 +201,10 @@ def test_objects_are_read_in_parallel_and_once(in_process: World, backend: Azure
          ErrorKind.INVALID_ARGUMENT, "key type 'oct' currently not supported"),
         (lambda v, w: v.set_secret("secret1", "x", kid="https://{host}/keys/secret1/v"), [SECRET],
          ErrorKind.INVALID_ARGUMENT, "but has no content type"),
+        (lambda v, w: w.fake.fail(r"^/secrets/secret1/$", status=401, times=None, host=v.name), [SECRET],
+         ErrorKind.UNAUTHENTICATED, "did not accept the access token (HTTP 401"),
+        (lambda v, w: w.fake.fail(r"^/secrets/secret1/$", status=418, times=None, host=v.name), [SECRET],
+         ErrorKind.UNAVAILABLE, "answered HTTP 418"),
     ],
 )
 def test_vault_answers_become_errors_that_say_what_to_check(
