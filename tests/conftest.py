@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Daemon, start_daemon
+from tests.support.openbao import Cluster, shared_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    """The configured OpenBao, stub kube-apiserver and issuer: one per test process, started on first use."""
+    return shared_cluster(tmp_path_factory.mktemp("openbao"))
 
 
 @pytest.fixture

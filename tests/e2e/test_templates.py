@@ -21,13 +21,13 @@ def spc_with(*templates: dict[str, object]) -> dict[str, object]:
     return vault_spc(OBJECTS, roleName="kv-role", templates=yaml.safe_dump(list(templates)))
 
 
-def test_pgpass_and_env_from_one_mount(vault_daemon: Daemon, vault_cluster: Cluster) -> None:
+def test_pgpass_and_env_from_one_mount(vault_daemon: Daemon, cluster: Cluster) -> None:
     spc = spc_with(
         {"fileName": ".pgpass", "filePermission": "0600", "keepSources": False,
          "template": "db.internal:5432:app:{{ db-username }}:{{ db-password }}\n"},
         {"fileName": "app.env", "template": "GREETING={{ greeting | shell }}\nUSER={{ db-username | json }}\n"},
     )
-    response = mount(vault_daemon, vault_cluster, spc, new_pod())
+    response = mount(vault_daemon, cluster, spc, new_pod())
     files = contents(response)
     user, password = KV1["app"]["username"], KV1["app"]["password"]
     assert files[".pgpass"] == f"db.internal:5432:app:{user}:{password}\n".encode()
@@ -40,16 +40,16 @@ def test_pgpass_and_env_from_one_mount(vault_daemon: Daemon, vault_cluster: Clus
     assert "template/.pgpass" in ids and "template/app.env" in ids and "greeting" in ids
 
 
-def test_same_secrets_same_template_version(vault_daemon: Daemon, vault_cluster: Cluster) -> None:
+def test_same_secrets_same_template_version(vault_daemon: Daemon, cluster: Cluster) -> None:
     spc = spc_with({"fileName": "creds", "template": "{{ db-username }}:{{ db-password }}"})
     pod = new_pod()
-    first = {v.id: v.version for v in mount(vault_daemon, vault_cluster, spc, pod).object_version}
-    second = {v.id: v.version for v in mount(vault_daemon, vault_cluster, spc, pod).object_version}
+    first = {v.id: v.version for v in mount(vault_daemon, cluster, spc, pod).object_version}
+    second = {v.id: v.version for v in mount(vault_daemon, cluster, spc, pod).object_version}
     assert first == second
 
 
-def test_spc_without_templates_is_unchanged(vault_daemon: Daemon, vault_cluster: Cluster) -> None:
-    plain = mount(vault_daemon, vault_cluster, vault_spc(OBJECTS, roleName="kv-role"), new_pod())
+def test_spc_without_templates_is_unchanged(vault_daemon: Daemon, cluster: Cluster) -> None:
+    plain = mount(vault_daemon, cluster, vault_spc(OBJECTS, roleName="kv-role"), new_pod())
     assert sorted(contents(plain)) == ["db-password", "db-username", "greeting"]
 
 
@@ -62,9 +62,9 @@ def test_spc_without_templates_is_unchanged(vault_daemon: Daemon, vault_cluster:
     ],
 )
 def test_template_errors_fail_the_whole_mount(
-    vault_daemon: Daemon, vault_cluster: Cluster, template: str, message: str
+    vault_daemon: Daemon, cluster: Cluster, template: str, message: str
 ) -> None:
-    error = failure(vault_daemon, vault_cluster, spc_with({"fileName": "out", "template": template}), new_pod())
+    error = failure(vault_daemon, cluster, spc_with({"fileName": "out", "template": template}), new_pod())
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.details()
     assert KV1["app"]["password"] not in error.details()

@@ -13,14 +13,10 @@ import pytest
 
 from provider.localdriver import PodIdentity, build_mount_request, call_mount
 from tests.support.daemon import Daemon, start_daemon
-from tests.support.openbao import Cluster, daemon_env, leaks, shared_cluster, vault_spc
+from tests.support.openbao import Cluster, daemon_env, leaks, vault_spc
 
 GOOD = "- {objectName: good, secretPath: secret/data/kv1, secretKey: bar1}\n"
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return shared_cluster(tmp_path_factory.mktemp("openbao"))
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,10 @@ import pytest
 from provider._proto import v1alpha1_pb2 as pb
 from provider.localdriver import PodIdentity, build_mount_request, call_mount, check_response
 from tests.support.daemon import Daemon, start_daemon
-from tests.support.openbao import KV2, Cluster, daemon_env, shared_cluster, vault_spc
+from tests.support.openbao import KV2, Cluster, daemon_env, vault_spc
 
 KV = vault_spc("- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}", roleName="kv-role")
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return shared_cluster(tmp_path_factory.mktemp("openbao"))
 
 
 def closed_address() -> str:

@@ -17,15 +17,11 @@ import pytest
 
 from provider.localdriver import PodIdentity, build_mount_request, call_mount, check_response
 from tests.support.daemon import Daemon, start_daemon
-from tests.support.openbao import KV2, TLS_SERVER_NAME, Cluster, OpenBao, daemon_env, leaks, shared_cluster, vault_spc
+from tests.support.openbao import KV2, TLS_SERVER_NAME, Cluster, OpenBao, daemon_env, leaks, vault_spc
 
 OBJECTS = "- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}"
 EXPECTED = KV2["kv1"]["bar1"].encode()
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return shared_cluster(tmp_path_factory.mktemp("openbao"))
 
 
 @pytest.fixture(scope="module")

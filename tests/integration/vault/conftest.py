@@ -14,14 +14,10 @@ from provider.deadline import deadline_from
 from provider.localdriver import PodIdentity, build_mount_request
 from provider.output import SecretFile
 from provider.request import parse_mount_request
-from tests.support.openbao import Cluster, shared_cluster
+from tests.support.openbao import Cluster
 
 MountFn = Callable[..., list[SecretFile]]
 
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return shared_cluster(tmp_path_factory.mktemp("openbao"))
 
 
 def make_backend(cluster: Cluster, tmp_path: Path, *flags: str) -> VaultBackend:
