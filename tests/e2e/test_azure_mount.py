@@ -328,3 +328,16 @@ def test_split_files_and_original_chain_order(flagged: Mounts, vault: Vault, cha
     assert "server.pfx.crt" not in files and "plain-split.crt" not in files
     assert [f.path for f in response.files][:3] == ["tls/server.pem.crt", "tls/server.pem.key", "tls/server.pem"]
     assert versions_of(response)["secret/split@tls/server.pem"] == version
+
+
+def test_templates_combine_key_vault_objects(mounts: Mounts, vault: Vault) -> None:
+    # The server's templated files (provider/templates.py) work on Azure files as on any backend's.
+    vault.set_secret("db-user", "app")
+    vault.set_secret("db-password", "s3cret")
+    templates = ('- fileName: .pgpass\n  filePermission: "0600"\n  keepSources: false\n'
+                 '  template: "db:5432:app:{{ user }}:{{ db-password }}"\n')
+    response = mounts.mount(mounts.world.workload(vault.name, templates=templates),
+                            [{"objectName": "db-user", "objectType": "secret", "objectAlias": "user"},
+                             {"objectName": "db-password", "objectType": "secret"}])
+    assert files_of(response) == {".pgpass": b"db:5432:app:app:s3cret"}
+    assert [f.mode for f in response.files] == [0o600]
