@@ -151,6 +151,10 @@ def serve_command(args: argparse.Namespace) -> int:
     log.info("ready", extra={"fields": {"version": __version__, "backends": list(daemon.backends)}})
     while not stop.wait(3600):
         pass
+    # Shutdown has begun: a repeated signal must not kill the process half-way (kubelet escalates with
+    # SIGKILL when the grace period is over), so the exit stays clean and the sockets are removed.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     log.info("shutting down", extra={"fields": {"graceSeconds": args.grace_seconds}})
     if health:
         health.stop()

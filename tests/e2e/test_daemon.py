@@ -286,6 +286,8 @@ def test_sigterm_lets_in_flight_mounts_finish(tmp_path: Path) -> None:
     worker.start()
     time.sleep(0.5)
     daemon.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    daemon.process.send_signal(signal.SIGTERM)  # a repeated signal during shutdown changes nothing
     worker.join(15)
     assert outcome == {"files": 2}
     assert daemon.stop() == 0
