@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from provider.errors import ErrorKind, ProviderError
+from provider.errors import ErrorKind, ProviderError, invalid
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -72,6 +72,9 @@ class EndpointPolicy:
                 f"{parameter} names a file on the provider's disk, which this provider does not allow from a "
                 "SecretProviderClass; the operator can allow a directory with --allowed-files-dir",
             )
+        if "\x00" in path:  # no file has such a name, and the path functions raise on it
+            raise invalid(f"{parameter} contains a NUL byte; name a file under the directory set by "
+                          "--allowed-files-dir")
         base = os.path.realpath(self.allowed_files_dir)
         real = os.path.realpath(os.path.join(base, path))
         if os.path.commonpath([base, real]) != base:

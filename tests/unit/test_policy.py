@@ -73,3 +73,11 @@ def test_files_inside_the_dir_resolve(tmp_path: Path, name: str) -> None:
     policy = EndpointPolicy(allowed_files_dir=str(tmp_path))
     assert policy.resolve_spc_file(name, "vaultCACertPath") == str((tmp_path / name).resolve())
     assert policy.resolve_spc_file(str(tmp_path / name), "p") == str((tmp_path / name).resolve())
+
+
+def test_a_nul_byte_in_a_file_parameter_is_a_clean_refusal(tmp_path: Path) -> None:
+    # Found by tests/fuzz/test_backend_plan_fuzz.py: os.path.realpath raised ValueError, which became INTERNAL.
+    with pytest.raises(ProviderError) as caught:
+        EndpointPolicy(allowed_files_dir=str(tmp_path)).resolve_spc_file("ca.pem\x00../x", "vaultCACertPath")
+    assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
+    assert "vaultCACertPath" in caught.value.message and "NUL" in caught.value.message
