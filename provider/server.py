@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import stat
-import threading
 import time
 from collections.abc import Mapping
 from concurrent import futures
@@ -206,8 +205,3 @@ def socket_is_serving(path: str, timeout: float) -> bool:
             return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
-
-
-def wait_for_signal(stop_event: threading.Event) -> None:
-    while not stop_event.wait(3600):
-        pass
