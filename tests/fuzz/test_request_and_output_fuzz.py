@@ -1,7 +1,8 @@
 """Property tests: whatever the driver (or an SPC author) sends, the answer is a clean INVALID_ARGUMENT or
 files whose paths pass the driver's rules and stay inside the mount. Never a crash or another error kind.
 
-`make test` runs 10,000+ generated cases in total; `make fuzz` (HYPOTHESIS_PROFILE=long) many more.
+`make test` runs 10,000+ generated cases in total (test_generated_case_count.py checks it); `make fuzz`
+(HYPOTHESIS_PROFILE=long) 25 times as many.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from provider.errors import ErrorKind, ProviderError
 from provider.output import SecretFile, VersionKey, build_response, path_problem
 from provider.request import SERVICE_ACCOUNT_TOKENS, parse_mount_request
+from tests.fuzz.budget import examples, ran
 
 pytestmark = pytest.mark.fuzz
 KEY = VersionKey(b"f" * 32, "fuzz")
@@ -42,12 +44,13 @@ def stays_inside(path: str) -> bool:
     return posixpath.normpath(posixpath.join(MOUNT, path)).startswith(MOUNT + "/")
 
 
-@settings(max_examples=4000, deadline=None)
+@settings(max_examples=examples(4000), deadline=None)
 @given(
     names=st.lists(hostile_names, min_size=1, max_size=6),
     modes=st.lists(st.one_of(st.none(), st.integers(-5, 5000)), min_size=6, max_size=6),
 )
 def test_output_accepts_only_safe_paths(names: list[str], modes: list[int | None]) -> None:
+    ran("test_output_accepts_only_safe_paths")
     files = [SecretFile(n, b"v", f"obj{i}", f"spec{i}", mode=modes[i]) for i, n in enumerate(names)]
     try:
         response, _ = build_response(files, 0o644, KEY)
@@ -64,7 +67,7 @@ def test_output_accepts_only_safe_paths(names: list[str], modes: list[int | None
     assert response.object_version
 
 
-@settings(max_examples=4000, deadline=None)
+@settings(max_examples=examples(4000), deadline=None)
 @given(
     attributes=st.one_of(
         st.dictionaries(st.text(max_size=20), st.text(max_size=20), max_size=6).map(json.dumps),
@@ -80,6 +83,7 @@ def test_output_accepts_only_safe_paths(names: list[str], modes: list[int | None
                                      max_size=3).map(json.dumps)),
 )
 def test_request_parsing_never_crashes(attributes: str, secrets: str, permission: str, tokens: str | None) -> None:
+    ran("test_request_parsing_never_crashes")
     if tokens is not None and attributes.startswith("{"):
         try:
             decoded = json.loads(attributes)
@@ -100,10 +104,11 @@ def test_request_parsing_never_crashes(attributes: str, secrets: str, permission
     assert not any(k.startswith("csi.storage.k8s.io/") for k in ctx.parameters)
 
 
-@settings(max_examples=2500, deadline=None)
+@settings(max_examples=examples(2500), deadline=None)
 @given(path=hostile_names)
 def test_path_rules_agree_with_a_second_reading(path: str) -> None:
     """An independent statement of contract §3.1 (plus NUL, which no filesystem takes)."""
+    ran("test_path_rules_agree_with_a_second_reading")
     elements = path.split("/")
     expected_ok = (
         path != ""
