@@ -18,27 +18,17 @@ import yaml
 
 from provider.backends import BACKEND_MODULES, create_backend
 from provider.errors import ProviderError
+from provider.findings import ERROR, WARNING, Finding
 from provider.localdriver import DriverRejection, PodIdentity, build_mount_request, spc_parts
 from provider.request import MountContext, parse_mount_request
 from provider.templates import parse_templates
 
-ERROR = "error"
-WARNING = "warning"
 LINT_POD = PodIdentity.named("lint", "default", "default")
 # Identity material comes from the cluster at mount time; lint stands in placeholders for it so that an
 # SPC is judged on what its author wrote, not on the tokens the driver will send.
 PLACEHOLDER_AUDIENCES = ("vault", "api://AzureADTokenExchange", "")
 PLACEHOLDER = "lint-placeholder"
 PLACEHOLDER_SECRETS = {"clientid": PLACEHOLDER, "clientsecret": PLACEHOLDER}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem a backend's lint reports: which object ('' for the SPC itself), how bad, what."""
-
-    object: str
-    severity: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -71,8 +61,11 @@ def lint_file(path: str, args: argparse.Namespace) -> list[Problem]:
 def lint_spc(path: str, spc: dict[str, Any], args: argparse.Namespace) -> list[Problem]:
     name = str((spc.get("metadata") or {}).get("name") or "")
 
+    # The line names the SPC already; a message's own "SecretProviderClass <placeholder ns>/<name>: " is noise.
+    redundant = f"SecretProviderClass {LINT_POD.namespace}/{name}: "
+
     def problem(finding: Finding) -> Problem:
-        return Problem(path, name, finding.object, finding.severity, finding.message)
+        return Problem(path, name, finding.object, finding.severity, finding.message.removeprefix(redundant))
 
     try:
         _, provider_name, parameters = spc_parts(spc)

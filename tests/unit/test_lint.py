@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provider.cli import main
+from provider.backends import create_backend
+from provider.cli import build_parser, main
+from provider.errors import ProviderError
+from provider.localdriver import PodIdentity, build_mount_request
+from provider.request import MountContext, parse_mount_request
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "deploy" / "examples").rglob("*.yaml"))
@@ -77,3 +81,148 @@ def test_unreadable_and_empty_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "broken.yaml: <unnamed>: error: cannot read the manifest" in out
     assert "pod.yaml: <unnamed>: warning: no SecretProviderClass" in out
     assert "nope.yaml: <unnamed>: error: cannot read the manifest" in out
+
+
+# ------------------------------------------------------------------ every finding of each backend, at once
+
+def lint_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+              *documents: dict[str, object]) -> list[dict[str, str]]:
+    main(["lint", "--format", "json", write(tmp_path, *documents)])
+    problems: list[dict[str, str]] = json.loads(capsys.readouterr().out)["problems"]
+    return problems
+
+
+def vault(objects: str, **parameters: str) -> dict[str, object]:
+    return spc("v", "vault", **{"roleName": "r", "objects": objects, **parameters})
+
+
+def azure(*elements: str, **parameters: str) -> dict[str, object]:
+    array = "array:\n" + "".join("  - |\n" + "".join(f"    {line}\n" for line in e.split(";")) for e in elements)
+    return spc("a", "azure", **{"keyvaultName": "kv1", "tenantID": "t", "clientID": "c", "objects": array,
+                                **parameters})
+
+
+GOOD_VAULT = "- {objectName: a, secretPath: secret/data/a, secretKey: k}\n"
+GOOD_AZURE = "objectName: s;objectType: secret"
+
+
+VAULT_TABLE = [  # SPC → (object, severity, part of the message)
+    (vault(GOOD_VAULT, vaultAdress="http://v:1"),
+     ("", "warning", "unknown parameter 'vaultAdress' is ignored; did you mean 'vaultAddress'?")),
+    (vault(GOOD_VAULT, somethingElse="x"), ("", "warning", "unknown parameter 'somethingElse' is ignored")),
+    (vault(GOOD_VAULT, vaultCAPem="x"), ("", "warning", "parameter 'vaultCAPem' is ignored")),
+    (spc("v", "vault", objects=GOOD_VAULT), ("", "error", "missing 'roleName'")),
+    (vault(GOOD_VAULT, vaultAuthMountPath="a", vaultKubernetesMountPath="b"), ("", "error", "cannot set both")),
+    (vault(GOOD_VAULT, vaultAddress="vault:8200"), ("", "error", "is not a Vault URL")),
+    (vault("- {objectName: a, secretPath: p, filePermision: 0600}"),
+     ("a", "warning", "unknown field 'filePermision' of object 'a' is ignored; did you mean 'filePermission'?")),
+    (vault("- {objectName: a, objectPath: p}"), ("a", "error", "objectPath was renamed secretPath")),
+    (vault("- {objectName: a, objectPath: p}"), ("a", "warning", "did you mean 'secretPath'?")),
+    (vault("- {secretPath: p}"), ("#1", "error", "object #1 has no objectName")),
+    (vault("- {objectName: a}"), ("a", "error", "object 'a' has no secretPath")),
+    (vault("- {objectName: a/../b, secretPath: p}"), ("a/../b", "error", "objectName has a '..' element")),
+    (vault("- {objectName: ./a, secretPath: p}"), ("./a", "error", "is not a clean path")),
+    (vault("- {objectName: a, secretPath: p}\n- {objectName: a, secretPath: q}"),
+     ("a", "error", "the following keys were duplicated: a")),
+    (vault("- {objectName: a, secretPath: p}\n- {objectName: a/b, secretPath: q}"),
+     ("a/b", "error", "object 'a' writes the file 'a', but object 'a/b' needs 'a' to be a directory")),
+    (vault("- {objectName: a, secretPath: p, secretKey: k, encoding: b64}"),
+     ("a", "error", "invalid encoding type 'b64'")),
+    (vault("- {objectName: a, secretPath: p, encoding: hex}"),
+     ("a", "warning", "encoding of object 'a' is ignored")),
+    (vault("- {objectName: a, secretPath: p, method: DELETE}"), ("a", "error", "method 'DELETE' is not supported")),
+    (vault("- {objectName: a, secretPath: p, filePermission: rw}"), ("a", "error", "filePermission must be")),
+    (vault("- {objectName: a, secretPath: p, filePermission: 0999}"), ("a", "error", "outside the file mode")),
+    (vault("- {objectName: a, secretPath: p, secretArgs: [x]}"), ("a", "error", "secretArgs must be a map")),
+    (vault("- {objectName: a, secretPath: 'p?a=%zz'}"), ("a", "error", "failed to parse query parameters")),
+    (vault("- just a string"), ("#1", "error", "object #1 must be a mapping")),
+]
+
+
+@pytest.mark.parametrize(("document", "expected"), VAULT_TABLE)
+def test_vault_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str], document: dict[str, object],
+                        expected: tuple[str, str, str]) -> None:
+    problems = lint_json(tmp_path, capsys, document)
+    found = [(p["object"], p["severity"], p["message"]) for p in problems]
+    assert any(o == expected[0] and s == expected[1] and expected[2] in m for o, s, m in found), found
+
+
+AZURE_TABLE = [
+    (azure(GOOD_AZURE, keyvaultname="kv"),
+     ("", "warning", "unknown parameter 'keyvaultname' is ignored; did you mean 'keyvaultName'?")),
+    (azure(GOOD_AZURE, resourceGroup="rg"), ("", "warning", "parameter 'resourceGroup' is ignored")),
+    (azure(GOOD_AZURE, keyvaultName=""), ("", "error", "keyvaultName is not provided")),
+    (azure(GOOD_AZURE, tenantID=""), ("", "error", "tenantId is not provided")),
+    (azure(GOOD_AZURE, useVMManagedIdentity="maybe"), ("", "error", "failed to parse useVMManagedIdentity")),
+    (azure(GOOD_AZURE, keyvaultName="kv_bad!"), ("", "error", "'kv_bad!' is not a valid vault name")),
+    (azure("objectName: s;objectType: secrets"), ("s", "error", "invalid objectType 'secrets'")),
+    (azure("objectName: s;objectType: secret;objectFormat: pkcs"), ("s", "error", "invalid objectFormat: pkcs")),
+    (azure("objectName: s;objectType: key;objectFormat: pfx"), ("s", "error", "PFX format only supported")),
+    (azure("objectName: s;objectType: secret;objectEncoding: utf-16"), ("s", "error", "invalid objectEncoding")),
+    (azure("objectName: s;objectType: secret;filePermission: 0900"), ("s", "error", "filePermission '0900'")),
+    (azure("objectName: s;objectType: secret;objectVersionHistory: many"), ("s", "error", "whole number")),
+    (azure("objectName: s;objectType: secret;objectAlais: x"),
+     ("s", "warning", "unknown field 'objectAlais' is ignored; did you mean 'objectAlias'?")),
+    (azure("objectType: secret"), ("#0", "error", "file name must not be empty")),
+    (azure("objectName: s;objectType: secret;objectAlias: ./x"), ("s", "error", "is not a clean path")),
+    (azure("objectName: s;objectType: secret;objectAlias: /x"), ("s", "error", "must be a relative path")),
+    (azure("objectName: s_1;objectType: secret"), ("s_1", "error", "objectName must be the Key Vault name")),
+    (azure(GOOD_AZURE, GOOD_AZURE), ("s", "error", "both write 's'")),
+    (azure(GOOD_AZURE, "objectName: t;objectType: secret;objectAlias: s/t"),
+     ("t", "error", "writes the file 's', but object 1 (secret 't') needs it to be a directory")),
+    (azure("objectName: s;objectType: secret;keyvaultName: kv_2"),
+     ("s", "error", "object 0 (secret 's'): keyvaultName 'kv_2' is not a valid vault name")),
+    (azure("objectName: s;objectType: secret;objectFormat: pkcs;objectEncoding: rot13"),
+     ("s", "error", "invalid objectEncoding: rot13")),
+]
+
+
+@pytest.mark.parametrize(("document", "expected"), AZURE_TABLE)
+def test_azure_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str], document: dict[str, object],
+                        expected: tuple[str, str, str]) -> None:
+    problems = lint_json(tmp_path, capsys, document)
+    found = [(p["object"], p["severity"], p["message"]) for p in problems]
+    assert any(o == expected[0] and s == expected[1] and expected[2] in m for o, s, m in found), found
+
+
+@pytest.mark.parametrize(
+    ("document", "errors", "warnings"),
+    [
+        (vault("- {objectName: a, secretPath: p, method: DELETE, encoding: b64, filePermission: rw, secretkey: k}\n"
+               "- {objectName: ../b}\n- {secretPath: c}\n- {objectName: d, secretPath: d}", vaultAdress="x"),
+         {"a": 3, "../b": 2, "#3": 1}, {"": 1, "a": 1}),
+        (azure("objectName: s;objectType: secrets;objectFormat: pkcs;filePermission: 9",
+               "objectName: t;objectType: secret;objectAlias: /t;objectVersionHistory: x",
+               GOOD_AZURE, tenantID=""),
+         {"": 1, "s": 3, "t": 2}, {}),
+    ],
+)
+def test_every_problem_is_reported_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           document: dict[str, object], errors: dict[str, int],
+                                           warnings: dict[str, int]) -> None:
+    problems = lint_json(tmp_path, capsys, document)
+    counted: dict[str, dict[str, int]] = {"error": {}, "warning": {}}
+    for p in problems:
+        counted[p["severity"]][p["object"]] = counted[p["severity"]].get(p["object"], 0) + 1
+    assert counted == {"error": errors, "warning": warnings}
+
+
+def mount_context(document: dict[str, object]) -> MountContext:
+    tokens = {"vault": "placeholder", "api://AzureADTokenExchange": "placeholder"}
+    request = build_mount_request(document, PodIdentity.named("p", "ns", "sa"), tokens=tokens)
+    return parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
+
+
+@pytest.mark.parametrize(("document", "expected"), VAULT_TABLE + AZURE_TABLE)
+def test_a_mount_fails_with_the_first_error_lint_reports(document: dict[str, object],
+                                                         expected: tuple[str, str, str]) -> None:
+    provider_name = str(document["spec"]["provider"])  # type: ignore[index]
+    backend = create_backend(provider_name, build_parser().parse_args(["lint", "x"]))
+    ctx = mount_context(document)
+    errors = [f.message for f in backend.lint(ctx) if f.severity == "error"]  # type: ignore[attr-defined]
+    if not errors:
+        backend.plan(ctx)
+        return
+    with pytest.raises(ProviderError) as caught:
+        backend.plan(ctx)
+    assert caught.value.message == errors[0]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from provider.backends.azure.auth import IdentityCache
-from provider.backends.azure.config import AzureOptions, AzurePlan, build_plan
+from provider.backends.azure.config import AzureOptions, AzurePlan, check_plan
 from provider.backends.azure.fetch import VaultClients, fetch_files, make_clients
+from provider.findings import Finding, Findings, warn_once
 from provider.output import SecretFile
 from provider.request import MountContext
 
@@ -17,8 +18,23 @@ class AzureBackend:
         self.identities: IdentityCache[VaultClients] = IdentityCache(make_clients)
 
     def plan(self, ctx: MountContext) -> AzurePlan:
-        return build_plan(ctx, self.options)
+        findings = Findings()
+        plan = check_plan(ctx, self.options, findings)
+        spc = f"{ctx.pod.namespace}/{ctx.spc_name}"
+        for warning in findings.warnings:
+            warn_once(spc, warning.key, f"SecretProviderClass {spc}: {warning.message}", warning.fields)
+        findings.raise_first()
+        assert plan is not None
+        return plan
+
+    def lint(self, ctx: MountContext) -> list[Finding]:
+        """Every problem `plan` would find (it raises only the first), and every warning it would log."""
+        findings = Findings()
+        check_plan(ctx, self.options, findings)
+        return findings.items
 
     def fetch(self, plan: AzurePlan, deadline: float) -> list[SecretFile]:
-        clients = self.identities.clients(plan.identity, plan.cloud, plan.vault_url)
+        # One identity for every vault of the SPC; its clients are kept per vault.
+        urls = dict.fromkeys(item.vault_url for item in plan.objects)
+        clients = {url: self.identities.clients(plan.identity, plan.cloud, url) for url in urls}
         return fetch_files(plan, clients, deadline)

@@ -11,16 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
-from provider.backends.azure.objects import KeyVaultObject, parse_objects
+from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.errors import ErrorKind, ProviderError, invalid
+from provider.findings import Findings, nearest
 from provider.policy import EndpointPolicy
-from provider.request import MountContext, PodInfo
+from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
+from provider.templates import TEMPLATES_PARAMETER
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
+PARAMETERS = ("keyvaultName", "tenantID", "tenantId", "clientID", "useVMManagedIdentity", "userAssignedIdentityID",
+              "cloudName", "cloudEnvFileName", "objects", "usePodIdentity", "useAzureTokenProxy")
+# Parameters of old official releases that it (and so this provider) ignores.
+IGNORED_PARAMETERS = ("resourceGroup", "subscriptionId")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class PlannedObject:
     obj: KeyVaultObject
     object_id: str  # history mode: the prefix of <id>/<index>
     spec: str
+    vault_url: str  # the object's keyvaultName's, else the SPC's
 
 
 @dataclass(frozen=True)
@@ -93,55 +100,87 @@ def parse_bool(value: str, name: str) -> bool:
 
 
 def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
-    """Check the whole request, in the official provider's order, and return what to fetch."""
+    """Check the whole request, in the official provider's order, and return what to fetch.
+
+    Raises the first problem; `check_plan` has them all."""
+    findings = Findings()
+    plan = check_plan(ctx, options, findings)
+    findings.raise_first()
+    assert plan is not None
+    return plan
+
+
+def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> AzurePlan | None:
+    """Every check of one mount, each problem recorded in `findings`; the plan when there is none."""
+    before = findings.error_count
     if not ctx.pod.name:
-        raise invalid("pod name is not provided (the CSIDriver must have podInfoOnMount: true)")
+        findings.error(invalid("pod name is not provided (the CSIDriver must have podInfoOnMount: true)"))
     if not ctx.pod.namespace:
-        raise invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)")
+        findings.error(invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)"))
     params = {key: value.strip() for key, value in ctx.parameters.items()}
-    use_pod_identity = parse_bool(params.get("usePodIdentity", ""), "usePodIdentity")
-    use_vm_identity = parse_bool(params.get("useVMManagedIdentity", ""), "useVMManagedIdentity")
-    use_token_proxy = parse_bool(params.get("useAzureTokenProxy", ""), "useAzureTokenProxy")
+    use_pod_identity, use_vm_identity, use_token_proxy = (
+        bool(findings.attempt(lambda name=name: parse_bool(params.get(name, ""), name)))  # type: ignore[misc]
+        for name in ("usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy")
+    )
     if use_pod_identity + use_vm_identity + use_token_proxy > 1:
-        raise invalid(
+        findings.error(invalid(
             "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or "
             "useAzureTokenProxy"
-        )
+        ))
     vault_name = params.get("keyvaultName", "")
     if not vault_name:
-        raise invalid("keyvaultName is not provided: set it to the name of the Key Vault")
+        findings.error(invalid("keyvaultName is not provided: set it to the name of the Key Vault"))
     tenant_id = params.get("tenantID") or params.get("tenantId", "")
     if not tenant_id:
-        raise invalid("tenantId is not provided: set tenantID to the Key Vault's Entra ID tenant")
-    if not _TENANT.match(tenant_id):
-        raise invalid("tenantID must be a tenant GUID or domain name (letters, digits, '-' and '.')")
-    cloud = resolve_cloud(
+        findings.error(invalid("tenantId is not provided: set tenantID to the Key Vault's Entra ID tenant"))
+    elif not _TENANT.match(tenant_id):
+        findings.error(invalid("tenantID must be a tenant GUID or domain name (letters, digits, '-' and '.')"))
+    cloud = findings.attempt(lambda: resolve_cloud(
         params.get("cloudName", ""), params.get("cloudEnvFileName", ""), options.default_cloud, options.policy
-    )
+    ))
     if use_pod_identity:
-        raise invalid(
+        findings.error(invalid(
             "usePodIdentity (aad-pod-identity) is retired and not supported: use workload identity instead: "
             f"set clientID, federate it with the pod's service account and add the audience "
             f"{WORKLOAD_IDENTITY_AUDIENCE} to the CSIDriver's tokenRequests"
-        )
+        ))
     if use_token_proxy:
-        raise invalid(
+        findings.error(invalid(
             "useAzureTokenProxy (AKS identity binding) is not supported by this provider: use workload "
             f"identity (clientID and the {WORKLOAD_IDENTITY_AUDIENCE} token audience) instead"
-        )
-    identity = _identity(ctx, params, tenant_id, use_vm_identity)
-    objects = parse_objects(ctx.parameters.get("objects", ""))
-    url = vault_url(vault_name, cloud)
-    check_paths(objects)
+        ))
+    identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity))
+    objects = check_objects(ctx.parameters.get("objects", ""), findings)
+    url = findings.attempt(lambda: vault_url(vault_name, cloud)) if vault_name and cloud else None
+    for obj, problem in path_problems(objects):
+        findings.error(problem, obj.label)
+    planned = plan_objects(objects, vault_name, url or "", cloud, findings) if cloud else []
+    unknown_parameters(ctx.parameters, findings)
+    if findings.error_count > before or cloud is None or identity is None or url is None:
+        return None
     return AzurePlan(
         pod=ctx.pod,
         vault_name=vault_name,
         vault_url=url,
         cloud=cloud,
         identity=identity,
-        objects=tuple(plan_objects(objects, url)),
+        objects=tuple(planned),
         options=options,
     )
+
+
+def unknown_parameters(params: Mapping[str, str], findings: Findings) -> None:
+    """Ignored, as by the official provider, but reported with the nearest known name."""
+    for name in params:
+        if name in PARAMETERS or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
+            continue
+        if name in IGNORED_PARAMETERS:
+            findings.warn(f"parameter {name!r} is ignored (the official provider ignores it too)", key=name,
+                          parameter=name)
+            continue
+        guess = nearest(name, PARAMETERS)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        findings.warn(f"unknown parameter {name!r} is ignored{hint}", key=name, parameter=name, suggestion=guess)
 
 
 def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool) -> Identity:
@@ -182,39 +221,59 @@ def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_
     return ServicePrincipal(tenant_id, secrets["clientid"].strip(), secrets["clientsecret"].strip())
 
 
-def check_paths(objects: list[KeyVaultObject]) -> None:
-    """No two objects on one path, and no file where another object needs a directory (before any fetch)."""
+def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, ProviderError]]:
+    """Two objects on one path, or a file where another object needs a directory: found before any fetch."""
+    problems: list[tuple[KeyVaultObject, ProviderError]] = []
     claims: dict[str, KeyVaultObject] = {}
     for obj in objects:
         path = obj.file_name
         if path in claims:
-            raise invalid(
+            problems.append((obj, invalid(
                 f"{claims[path].describe()} and {obj.describe()} both write {path!r}; give one of them "
                 "another objectAlias"
-            )
+            )))
+            continue
         claims[path] = obj
     for path, obj in claims.items():
         parts = path.split("/")
         for depth in range(1, len(parts)):
             parent = claims.get("/".join(parts[:depth]))
             if parent is not None and not parent.syncs_history:
-                raise invalid(
+                problems.append((obj, invalid(
                     f"{parent.describe()} writes the file {parent.file_name!r}, but {obj.describe()} needs it "
                     f"to be a directory for {path!r}"
-                )
-            if parent is not None:
-                raise invalid(
+                )))
+            elif parent is not None:
+                problems.append((obj, invalid(
                     f"{parent.describe()} keeps its version history in the directory {parent.file_name!r}, "
                     f"so {obj.describe()} cannot write {path!r} inside it"
-                )
+                )))
+    return problems
 
 
-def plan_objects(objects: list[KeyVaultObject], vault: str) -> list[PlannedObject]:
-    """Object ids as the official provider makes them, with the alias added only where two would clash."""
-    counts = Counter((obj.plain_id, obj.syncs_history) for obj in objects)
-    planned = []
+def plan_objects(objects: list[KeyVaultObject], spc_vault: str, spc_url: str, cloud: CloudEnvironment,
+                 findings: Findings) -> list[PlannedObject]:
+    """Each object's vault and id. Ids are the official provider's (`<type>/<name>`), with the object's own
+    vault in front only when it names one other than the SPC's (`<vault>/<type>/<name>`), and the alias
+    appended only where two ids would clash (`<id>@<alias>`): every other SPC keeps the official ids."""
+    located: list[tuple[KeyVaultObject, str, str]] = []
     for obj in objects:
-        clash = counts[(obj.plain_id, obj.syncs_history)] > 1
-        object_id = f"{obj.plain_id}@{obj.file_name}" if clash else obj.plain_id
-        planned.append(PlannedObject(obj=obj, object_id=object_id, spec=obj.spec(vault)))
+        if obj.vault_name and obj.vault_name.lower() != spc_vault.lower():
+            url = findings.attempt(lambda obj=obj: _own_vault_url(obj, cloud), obj.label)  # type: ignore[misc]
+            located.append((obj, url or "", f"{obj.vault_name.lower()}/{obj.plain_id}"))
+        else:
+            located.append((obj, spc_url, obj.plain_id))
+    counts = Counter((base_id, obj.syncs_history) for obj, _, base_id in located)
+    planned = []
+    for obj, url, base_id in located:
+        clash = counts[(base_id, obj.syncs_history)] > 1
+        object_id = f"{base_id}@{obj.file_name}" if clash else base_id
+        planned.append(PlannedObject(obj=obj, object_id=object_id, spec=obj.spec(url), vault_url=url))
     return planned
+
+
+def _own_vault_url(obj: KeyVaultObject, cloud: CloudEnvironment) -> str:
+    try:
+        return vault_url(obj.vault_name, cloud)
+    except ProviderError as exc:
+        raise invalid(f"{obj.describe()}: {exc.message}") from None

@@ -8,7 +8,7 @@ by then the mount fails with DEADLINE_EXCEEDED and the stragglers end on their o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,7 +57,8 @@ def make_clients(vault_url: str, credential: Any) -> VaultClients:
     )
 
 
-def fetch_files(plan: AzurePlan, clients: VaultClients, deadline: float) -> list[SecretFile]:
+def fetch_files(plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float) -> list[SecretFile]:
+    """Every object's files; `clients` by vault URL (an object may name its own vault, see config.py)."""
     pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="azure-fetch")
     try:
         reader = _Reader(plan, clients, deadline)
@@ -69,17 +70,17 @@ def fetch_files(plan: AzurePlan, clients: VaultClients, deadline: float) -> list
             (item, histories[item.obj.index].result() if item.obj.syncs_history else [item.obj.version])
             for item in plan.objects
         ]
-        gets: dict[tuple[str, str, str], Future[content.Fetched]] = {}
+        gets: dict[tuple[str, str, str, str], Future[content.Fetched]] = {}
         for item, versions in wanted:
             for version in versions:
-                key = (item.obj.type, item.obj.name.lower(), version.lower())
+                key = (item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())
                 if key not in gets:
                     gets[key] = pool.submit(reader.get, item, version)
         _await(gets.values(), deadline, "reading objects")
         files: list[SecretFile] = []
         for item, versions in wanted:
             for index, version in enumerate(versions):
-                value = gets[(item.obj.type, item.obj.name.lower(), version.lower())].result()
+                value = gets[(item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())].result()
                 files.extend(_files(plan, item, value, index if item.obj.syncs_history else None))
         return files
     finally:
@@ -108,7 +109,7 @@ def _files(plan: AzurePlan, item: PlannedObject, value: content.Fetched, index: 
         pieces = content.render(obj, value, plan.options, object_id)
     except content.ContentError as exc:
         raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"{obj.describe()}: {exc}") from None
-    spec = item.spec if index is None else obj.spec(plan.vault_url, index)
+    spec = item.spec if index is None else obj.spec(item.vault_url, index)
     return [
         SecretFile(path=base + suffix, contents=data, object_id=object_id, object_spec=spec, mode=obj.mode,
                    version=value.version or None)
@@ -119,17 +120,17 @@ def _files(plan: AzurePlan, item: PlannedObject, value: content.Fetched, index: 
 class _Reader:
     """The SDK calls of one mount, each retried and translated into ProviderError."""
 
-    def __init__(self, plan: AzurePlan, clients: VaultClients, deadline: float) -> None:
+    def __init__(self, plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float) -> None:
         self._plan = plan
         self._clients = clients
         self._deadline = deadline
 
     def list_versions(self, item: PlannedObject) -> list[str]:
-        obj = item.obj
+        obj, clients = item.obj, self._clients[item.vault_url]
         listers: dict[str, Callable[..., Any]] = {
-            "secret": self._clients.secrets.list_properties_of_secret_versions,
-            "key": self._clients.keys.list_properties_of_key_versions,
-            "cert": self._clients.certificates.list_properties_of_certificate_versions,
+            "secret": clients.secrets.list_properties_of_secret_versions,
+            "key": clients.keys.list_properties_of_key_versions,
+            "cert": clients.certificates.list_properties_of_certificate_versions,
         }
 
         def listed(timeouts: dict[str, float]) -> list[ListedVersion]:
@@ -142,12 +143,12 @@ class _Reader:
         return select_versions(found, obj.version, obj.history, obj.describe())
 
     def get(self, item: PlannedObject, version: str) -> content.Fetched:
-        obj = item.obj
+        obj, clients = item.obj, self._clients[item.vault_url]
         if obj.type == "secret":
-            return self._call(lambda t: _secret(self._clients.secrets, obj.name, version, t), item, "get_secret")
+            return self._call(lambda t: _secret(clients.secrets, obj.name, version, t), item, "get_secret")
         if obj.type == "key":
-            return self._call(lambda t: _key(self._clients.keys, obj.name, version, t), item, "get_key")
-        return self._call(lambda t: _cert(self._clients.certificates, obj.name, version, t), item, "get_certificate")
+            return self._call(lambda t: _key(clients.keys, obj.name, version, t), item, "get_key")
+        return self._call(lambda t: _cert(clients.certificates, obj.name, version, t), item, "get_certificate")
 
     def _call(self, operation: Callable[[dict[str, float]], T], item: PlannedObject, name: str) -> T:
         what = item.obj.describe()
@@ -173,7 +174,7 @@ class _Reader:
         except ProviderError:
             raise
         except Exception as exc:
-            raise sdk_errors.translate(exc, what, name, self._plan.vault_url, self._plan.identity) from None
+            raise sdk_errors.translate(exc, what, name, item.vault_url, self._plan.identity) from None
 
 
 def _secret(client: SecretClient, name: str, version: str, timeouts: dict[str, float]) -> content.SecretValue:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,25 +18,25 @@ from typing import Any
 
 import yaml
 
-from provider.errors import invalid
-
-log = logging.getLogger(__name__)
+from provider.errors import ProviderError, invalid
+from provider.findings import Findings, nearest
+from provider.output import path_problem
 
 OBJECT_TYPES = ("secret", "key", "cert")
 FORMATS = ("pem", "pfx")
 ENCODINGS = ("utf-8", "base64", "hex")
-KNOWN_FIELDS = frozenset(
-    {
-        "objectName",
-        "objectAlias",
-        "objectType",
-        "objectVersion",
-        "objectVersionHistory",
-        "objectFormat",
-        "objectEncoding",
-        "filePermission",
-    }
+FIELDS = (
+    "objectName",
+    "objectAlias",
+    "objectType",
+    "objectVersion",
+    "objectVersionHistory",
+    "objectFormat",
+    "objectEncoding",
+    "filePermission",
+    "keyvaultName",  # ours: the object's own vault, with the SPC's identity (official provider issue #1088)
 )
+KNOWN_FIELDS = frozenset(FIELDS)
 # Key Vault object names: 1-127 letters, digits and dashes. Versions: 32 hex digits in practice.
 _OBJECT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _OBJECT_VERSION = re.compile(r"^[0-9A-Za-z]{0,64}$")
@@ -58,6 +57,7 @@ class KeyVaultObject:
     format: str  # pem | pfx
     encoding: str  # utf-8 | base64 | hex
     mode: int | None  # from filePermission; None = the request's default
+    vault_name: str = ""  # keyvaultName of the object; "" = the SPC's
 
     @property
     def file_name(self) -> str:
@@ -71,6 +71,11 @@ class KeyVaultObject:
     @property
     def syncs_history(self) -> bool:
         return self.history > 1
+
+    @property
+    def label(self) -> str:
+        """How findings name the object: its objectName, or its position when it has none."""
+        return self.name or f"#{self.index}"
 
     def describe(self) -> str:
         return f"object {self.index} ({self.type or 'no type'} {self.name!r})"
@@ -109,6 +114,24 @@ _StringLoader.yaml_implicit_resolvers = {
 
 def parse_objects(raw: str) -> list[KeyVaultObject]:
     """`objects` → checked objects, in SPC order. INVALID_ARGUMENT on the first problem."""
+    findings = Findings()
+    objects = check_objects(raw, findings)
+    findings.raise_first()
+    return objects
+
+
+def check_objects(raw: str, findings: Findings) -> list[KeyVaultObject]:
+    """The valid objects, in SPC order; every problem recorded in `findings` with its object."""
+    try:
+        elements = _elements(raw)
+    except ProviderError as exc:
+        findings.error(exc)
+        return []
+    checked = [check_object(index, element, findings) for index, element in enumerate(elements)]
+    return [obj for obj in checked if obj is not None]
+
+
+def _elements(raw: str) -> list[Any]:
     if not raw.strip():
         raise invalid("objects is not set: list the Key Vault objects to mount (objects: | array: ...)")
     try:
@@ -125,69 +148,102 @@ def parse_objects(raw: str) -> list[KeyVaultObject]:
         raise invalid("objects 'array' must be a YAML list")
     if not elements:
         raise invalid("objects 'array' is empty: list at least one Key Vault object")
-    return [parse_object(index, element) for index, element in enumerate(elements)]
+    return elements
 
 
 def parse_object(index: int, element: Any) -> KeyVaultObject:
+    """One element → a checked object; INVALID_ARGUMENT on its first problem."""
+    findings = Findings()
+    obj = check_object(index, element, findings)
+    findings.raise_first()
+    assert obj is not None
+    return obj
+
+
+def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject | None:
+    """One element → the object, or None with each of its problems (and unknown fields) in `findings`."""
+    label = f"#{index}"
     if isinstance(element, str):
         try:
             fields = yaml.load(element, Loader=_StringLoader)
         except yaml.YAMLError as exc:
-            raise invalid(f"object {index} in objects is not valid YAML ({_yaml_where(exc)})") from None
+            findings.error(invalid(f"object {index} in objects is not valid YAML ({_yaml_where(exc)})"), label)
+            return None
     else:
         fields = element
     if not isinstance(fields, dict):
-        raise invalid(f"object {index} in objects must be a YAML mapping with objectName, objectType, ...")
-    unknown = sorted(str(key) for key in fields if key not in KNOWN_FIELDS)
-    if unknown:
-        log.warning("objects element has fields the provider ignores",
-                    extra={"fields": {"index": index, "unknown": unknown}})
-    text = {key: _scalar(index, key, fields.get(key)) for key in KNOWN_FIELDS}
+        findings.error(invalid(f"object {index} in objects must be a YAML mapping with objectName, objectType, ..."),
+                       label)
+        return None
+    before = findings.error_count
+    text = {key: findings.attempt(lambda key=key: _scalar(index, key, fields.get(key)), label) or ""  # type: ignore[misc]
+            for key in FIELDS}
+    label = text["objectName"] or label
+    for key in sorted(str(key) for key in fields if key not in KNOWN_FIELDS):
+        suggestion = nearest(key, FIELDS)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        findings.warn(f"object {index} ({text['objectName']!r}): unknown field {key!r} is ignored{hint}", label,
+                      key=f"object field {key}", index=index, field=key, suggestion=suggestion)
     what = f"object {index} ({text['objectType'].lower() or 'no type'} {text['objectName']!r})"
+    history = findings.attempt(lambda: _history(what, text["objectVersionHistory"]), label)
     obj = KeyVaultObject(
         index=index,
         name=text["objectName"],
         alias=text["objectAlias"],
         type=text["objectType"].lower(),
         version="" if text["objectVersion"].lower() == "latest" else text["objectVersion"],
-        history=_history(what, text["objectVersionHistory"]),
+        history=history or 0,
         format=text["objectFormat"].lower() or "pem",
         encoding=text["objectEncoding"].lower() or "utf-8",
         mode=None,
+        vault_name=text["keyvaultName"],
     )
-    check_object(obj, text)
-    return _with_mode(obj, text["filePermission"])
+    for problem in object_problems(obj, text):
+        findings.error(problem, label)
+    obj = findings.attempt(lambda: _with_mode(obj, text["filePermission"]), label)
+    return obj if findings.error_count == before else None
 
 
-def check_object(obj: KeyVaultObject, text: Mapping[str, str]) -> None:
-    """The official validation order (format, encoding, file name), then our additions."""
+def object_problems(obj: KeyVaultObject, text: Mapping[str, str]) -> list[ProviderError]:
+    """Every problem of one object: the official checks in their order (format, encoding, file name), then ours."""
     what = obj.describe()
+    problems: list[ProviderError] = []
     if obj.type not in OBJECT_TYPES:
-        raise invalid(f"{what}: invalid objectType {text['objectType']!r}, should be secret, key or cert")
+        problems.append(invalid(f"{what}: invalid objectType {text['objectType']!r}, should be secret, key or cert"))
     if obj.format not in FORMATS:
-        raise invalid(f"{what}: invalid objectFormat: {text['objectFormat']}, should be PEM or PFX")
-    if obj.format == "pfx" and obj.type != "secret":
-        raise invalid(f"{what}: PFX format only supported for objectType: secret")
+        problems.append(invalid(f"{what}: invalid objectFormat: {text['objectFormat']}, should be PEM or PFX"))
+    elif obj.format == "pfx" and obj.type != "secret":
+        problems.append(invalid(f"{what}: PFX format only supported for objectType: secret"))
     if text["objectEncoding"] and obj.type != "secret":
-        raise invalid(f"{what}: objectEncoding only supported for objectType: secret")
+        problems.append(invalid(f"{what}: objectEncoding only supported for objectType: secret"))
     if obj.encoding not in ENCODINGS:
-        raise invalid(f"{what}: invalid objectEncoding: {text['objectEncoding']}, should be hex, base64 or utf-8")
-    check_file_name(what, obj.file_name)
+        problems.append(invalid(f"{what}: invalid objectEncoding: {text['objectEncoding']}, should be hex, base64 "
+                                "or utf-8"))
+    try:
+        check_file_name(what, obj.file_name)
+    except ProviderError as exc:
+        problems.append(exc)
     if not _OBJECT_NAME.match(obj.name):
-        raise invalid(
+        problems.append(invalid(
             f"{what}: objectName must be the Key Vault name of the object: 1 to 127 letters, digits and '-'"
-        )
+        ))
     if not _OBJECT_VERSION.match(obj.version):
-        raise invalid(f"{what}: objectVersion {obj.version!r} is not a Key Vault version id (letters and digits)")
+        problems.append(invalid(f"{what}: objectVersion {obj.version!r} is not a Key Vault version id (letters and "
+                                "digits)"))
+    return problems
 
 
 def check_file_name(what: str, name: str) -> None:
+    """The official rules (not empty, relative, no '..'), then the driver's path rules, so no fetch is wasted."""
     if name == "":
         raise invalid(f"{what}: file name must not be empty")
     if name.startswith("/"):
         raise invalid(f"{what}: file name {name!r} must be a relative path")
     if ".." in name:
         raise invalid(f"{what}: file name {name!r} must not contain '..'")
+    problem = path_problem(name)
+    if problem:
+        raise invalid(f"{what}: file name {name!r} {problem}")
 
 
 def _with_mode(obj: KeyVaultObject, permission: str) -> KeyVaultObject:

@@ -17,14 +17,14 @@ import hvac.adapters
 
 from provider.backends.vault.auth import TokenSource, login, pod_jwt, where, who
 from provider.backends.vault.client import Answer, call
-from provider.backends.vault.config import Defaults, VaultPlan, parse_plan
-from provider.backends.vault.objects import FIELDS, HISTORIC, ReadRequest, VaultObject
+from provider.backends.vault.config import Defaults, VaultPlan, check_plan, spc_label
+from provider.backends.vault.objects import ReadRequest, VaultObject
 from provider.backends.vault.render import RenderError, render_object
 from provider.backends.vault.tokens import TokenCache, TokenKey
 from provider.backends.vault.transport import SessionCache
-from provider.backends.vault.unknown import nearest, warn_once
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
+from provider.findings import Finding, Findings, warn_once
 from provider.output import SecretFile
 from provider.request import MountContext
 
@@ -45,19 +45,19 @@ class VaultBackend:
         self.concurrency = max(1, concurrency)
 
     def plan(self, ctx: MountContext) -> VaultPlan:
-        plan = parse_plan(ctx, self.defaults)
-        for obj in plan.objects:
-            for name in obj.unknown_fields:
-                suggestion = HISTORIC.get(name) or nearest(name, FIELDS)
-                hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-                warn_once(plan.spc, f"object field {name}",
-                          f"SecretProviderClass {plan.spc}: unknown field {name!r} of object {obj.name!r} is "
-                          f"ignored{hint}", {"object": obj.name, "field": name, "suggestion": suggestion})
-            if obj.encoding != "utf-8" and not obj.secret_key:
-                warn_once(plan.spc, f"encoding {obj.name}", f"SecretProviderClass {plan.spc}: encoding of object "
-                          f"{obj.name!r} is ignored: it has no secretKey, so the whole response is written",
-                          {"object": obj.name})
+        findings = Findings()
+        plan = check_plan(ctx, self.defaults, findings)
+        for warning in findings.warnings:
+            warn_once(spc_label(ctx), warning.key, warning.message, warning.fields)
+        findings.raise_first()
+        assert plan is not None
         return plan
+
+    def lint(self, ctx: MountContext) -> list[Finding]:
+        """Every problem `plan` would find (it raises only the first), and every warning it would log."""
+        findings = Findings()
+        check_plan(ctx, self.defaults, findings)
+        return findings.items
 
     def fetch(self, plan: VaultPlan, deadline: float) -> list[SecretFile]:
         adapter = self.sessions.get(plan.connection)

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from provider.backends.vault.objects import VaultObject, parse_objects
-from provider.backends.vault.unknown import warn_unknown_parameters
+from provider.backends.vault.objects import VaultObject, check_objects
+from provider.backends.vault.unknown import unknown_parameters
 from provider.errors import ErrorKind, ProviderError, invalid
+from provider.findings import Findings
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
 
@@ -125,29 +126,37 @@ def _flag_text(value: str | bool | None) -> str:
 
 
 def parse_plan(ctx: MountContext, defaults: Defaults) -> VaultPlan:
-    """Check the SPC parameters and objects of one mount against the daemon defaults. No I/O."""
+    """Check the SPC parameters and objects of one mount against the daemon defaults. No I/O.
+
+    Raises the first problem; `check_plan` has them all."""
+    findings = Findings()
+    plan = check_plan(ctx, defaults, findings)
+    findings.raise_first()
+    assert plan is not None
+    return plan
+
+
+def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> VaultPlan | None:
+    """Every check of one mount, each problem recorded in `findings`; the plan when there is none."""
     params = ctx.parameters
-    spc = f"{ctx.pod.namespace}/{ctx.spc_name}" if ctx.spc_name else ctx.pod.namespace or "(unnamed)"
-    require_pod_identity(ctx.pod, spc)
+    spc = spc_label(ctx)
+    before = findings.error_count
+    findings.attempt(lambda: require_pod_identity(ctx.pod, spc))
     role = params.get(ROLE, "").strip()
     if not role:
-        raise invalid(f"missing 'roleName' in SecretProviderClass {spc}: name the Vault role to log in with")
+        findings.error(invalid(f"missing 'roleName' in SecretProviderClass {spc}: name the Vault role to log in with"))
     if AUTH_MOUNT in params and KUBERNETES_MOUNT in params:
-        raise invalid(
-            f"SecretProviderClass {spc}: cannot set both vaultKubernetesMountPath and vaultAuthMountPath; "
-            "keep vaultAuthMountPath"
-        )
+        findings.error(invalid(f"SecretProviderClass {spc}: cannot set both vaultKubernetesMountPath and "
+                               "vaultAuthMountPath; keep vaultAuthMountPath"))
     mount = (params.get(AUTH_MOUNT) or params.get(KUBERNETES_MOUNT) or defaults.auth_mount).strip()
     if not _MOUNT_PATH.match(mount) or ".." in mount.split("/"):
-        raise invalid(f"SecretProviderClass {spc}: vaultAuthMountPath {mount!r} is not an auth mount path")
-    layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
-    address = _last(layers, ADDRESS) or DEFAULT_ADDRESS
-    check_address(address, f"SecretProviderClass {spc}")
-    connection = Connection(address=address.rstrip("/"), namespace=_last(layers, NAMESPACE).strip("/"),
-                            tls=_tls(layers, spc))
+        findings.error(invalid(f"SecretProviderClass {spc}: vaultAuthMountPath {mount!r} is not an auth mount path"))
+    connection = findings.attempt(lambda: _connection(params, defaults, spc))
     audience = params.get(AUDIENCE, "").strip()
-    objects = parse_objects(params.get(OBJECTS, ""), spc)
-    warn_unknown_parameters(params, spc, KNOWN_PARAMETERS, IGNORED_PARAMETERS)
+    unknown_parameters(params, spc, KNOWN_PARAMETERS, IGNORED_PARAMETERS, findings)
+    objects = check_objects(params.get(OBJECTS, ""), spc, findings)
+    if findings.error_count > before or connection is None:
+        return None
     return VaultPlan(
         connection=connection,
         role=role,
@@ -158,6 +167,19 @@ def parse_plan(ctx: MountContext, defaults: Defaults) -> VaultPlan:
         spc=spc,
         driver_token=ctx.token_for(audience or DEFAULT_AUDIENCE),
     )
+
+
+def spc_label(ctx: MountContext) -> str:
+    """"<namespace>/<name>" of the mount's SecretProviderClass, for messages and logs."""
+    return f"{ctx.pod.namespace}/{ctx.spc_name}" if ctx.spc_name else ctx.pod.namespace or "(unnamed)"
+
+
+def _connection(params: Mapping[str, str], defaults: Defaults, spc: str) -> Connection:
+    layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
+    address = _last(layers, ADDRESS) or DEFAULT_ADDRESS
+    check_address(address, f"SecretProviderClass {spc}")
+    return Connection(address=address.rstrip("/"), namespace=_last(layers, NAMESPACE).strip("/"),
+                      tls=_tls(layers, spc))
 
 
 def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> dict[str, str]:
@@ -176,7 +198,12 @@ def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> d
 
 def check_address(address: str, source: str) -> None:
     """An http(s):// URL with a host, or unix:///path (a Vault Agent socket)."""
-    parts = urlsplit(address)
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise invalid(f"{source}: vaultAddress {address!r} is not a Vault URL such as https://vault.vault:8200 "
+                      "or unix:///var/run/vault/agent.sock") from None
     if parts.scheme == "unix":
         if not (parts.path or parts.netloc):
             raise invalid(f"{source}: vaultAddress {address!r} names no socket; use unix:///path/to/agent.sock")

@@ -3,12 +3,15 @@
 String fields take the scalar's text as written (`secretKey: 0600` is the key "0600", `yes` stays "yes"),
 `filePermission` takes octal (`0600`, `0o600`) or decimal, and `secretArgs` values follow the YAML 1.2
 core schema (only true/false are booleans), so the request body is what the official provider sends.
-Every object also gets its Vault request here, so a bad path or query fails before any I/O.
+Every object also gets its Vault request here, so a bad path or query fails before any I/O. One pass
+checks every object and records each problem (`check_objects`); a mount raises the first, `lint` shows all.
+`secretKey: "*"` asks for every key of the secret as its own file under the directory `objectName`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +20,8 @@ from urllib.parse import parse_qsl, urlencode
 import yaml
 
 from provider.backends.vault.render import go_json
-from provider.errors import invalid
+from provider.errors import ProviderError, invalid
+from provider.findings import Findings, nearest
 from provider.output import path_problem
 
 FIELDS = ("objectName", "secretPath", "secretKey", "method", "secretArgs", "encoding", "filePermission")
@@ -25,6 +29,8 @@ STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
 ENCODINGS = ("utf-8", "base64", "hex")
 METHODS = ("GET", "LIST", "POST", "PUT", "PATCH")
 MAX_MODE = 0o777
+# secretKey "*": every key of the secret, each in its own file under the directory <objectName>/.
+ALL_KEYS = "*"
 # Fields of old releases, and what became of them (CHANGELOG 0.1.0 and 1.0.0).
 HISTORIC = {"objectPath": "secretPath", "objectVersion": "", "objectType": "", "objectAlias": "objectName"}
 
@@ -34,6 +40,7 @@ _OCTAL_LEGACY = re.compile(r"^[-+]?0[0-7]+$")
 _INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_MAX_NUMBER_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,40 @@ class VaultObject:
     spec: str = ""  # canonical JSON of the fields as given: hashed into the version
     unknown_fields: tuple[str, ...] = field(default=(), compare=False)
 
+    @property
+    def per_key(self) -> bool:
+        """One file per key of the secret, under the directory objectName."""
+        return self.secret_key == ALL_KEYS
+
 
 def parse_objects(text: str, spc: str) -> tuple[VaultObject, ...]:
-    """Parse and check the objects list; raises INVALID_ARGUMENT naming the object and field."""
-    root = _compose(text, spc)
+    """Parse and check the objects list; raises the first INVALID_ARGUMENT, naming the object and field."""
+    findings = Findings()
+    objects = check_objects(text, spc, findings)
+    findings.raise_first()
+    return objects
+
+
+def check_objects(text: str, spc: str, findings: Findings) -> tuple[VaultObject, ...]:
+    """The valid objects; every problem recorded in `findings` with its object, unknown fields as warnings."""
+    try:
+        nodes = _object_nodes(_compose(text, spc), spc)
+    except ProviderError as exc:
+        findings.error(exc)
+        return ()
+    checked = [_check_object(node, index + 1, spc, findings) for index, node in enumerate(nodes)]
+    names = [name for name, _ in checked if name]
+    duplicated = [n for i, n in enumerate(names) if n in names[:i]]
+    if duplicated:
+        findings.error(invalid(f"SecretProviderClass {spc}: each `objectName` within a SecretProviderClass must be "
+                               f"unique, but the following keys were duplicated: {', '.join(duplicated)}"),
+                       duplicated[0])
+    objects = tuple(obj for _, obj in checked if obj is not None)
+    _check_directories(objects, findings)
+    return objects
+
+
+def _object_nodes(root: yaml.Node | None, spc: str) -> list[yaml.Node]:
     if root is None:
         raise invalid(f"SecretProviderClass {spc}: no secrets configured - the provider will not read any secret "
                       "material; list them under 'objects'")
@@ -75,13 +112,19 @@ def parse_objects(text: str, spc: str) -> tuple[VaultObject, ...]:
         raise invalid(f"SecretProviderClass {spc}: 'objects' must be a YAML list of objects (lines starting '- ')")
     if not root.value:
         raise invalid(f"SecretProviderClass {spc}: 'objects' is an empty list; list at least one object")
-    objects = tuple(_parse_object(node, index + 1) for index, node in enumerate(root.value))
-    names = [o.name for o in objects]
-    duplicated = [n for i, n in enumerate(names) if n in names[:i]]
-    if duplicated:
-        raise invalid(f"SecretProviderClass {spc}: each `objectName` within a SecretProviderClass must be unique, "
-                      f"but the following keys were duplicated: {', '.join(duplicated)}")
-    return objects
+    return list(root.value)
+
+
+def _check_directories(objects: tuple[VaultObject, ...], findings: Findings) -> None:
+    """No object's file where another object needs a directory (`a` and `a/b`); per-key objects are directories."""
+    files = {o.name: o for o in objects if not o.per_key}
+    for obj in objects:
+        parts = obj.name.split("/")
+        for depth in range(1, len(parts)):
+            parent = files.get("/".join(parts[:depth]))
+            if parent is not None:
+                findings.error(invalid(f"object {parent.name!r} writes the file {parent.name!r}, but object "
+                                       f"{obj.name!r} needs {parent.name!r} to be a directory"), obj.name)
 
 
 def _compose(text: str, spc: str) -> yaml.Node | None:
@@ -99,50 +142,87 @@ def _compose(text: str, spc: str) -> yaml.Node | None:
     return node
 
 
-def _parse_object(node: yaml.Node, index: int) -> VaultObject:
-    where = f"object #{index}"
+def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> tuple[str, VaultObject | None]:
+    """(its objectName if usable, the object if it has no problem); each problem goes into `findings`.
+
+    The checks run in a fixed order, so a mount's error is the first problem of the first bad object.
+    """
+    where, label = f"object #{index}", f"#{index}"
     if not isinstance(node, yaml.MappingNode):
-        raise invalid(f"{where} must be a mapping with objectName, secretPath and secretKey")
+        findings.error(invalid(f"{where} must be a mapping with objectName, secretPath and secretKey"), label)
+        return "", None
+    before = findings.error_count
     given: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
-        key = _text(key_node)
-        if key in given:
-            raise invalid(f"{where}: field {key!r} is given twice")
-        given[key] = value_node
-    name = _string(given, "objectName", where)
-    if not name:
-        raise invalid(f"{where} has no objectName; it names the file in the mount")
-    where = f"object {name!r}"
-    problem = path_problem(name)
-    if problem:
-        raise invalid(f"{where}: objectName {problem}; it is the file's path in the mount")
-    secret_path = _string(given, "secretPath", where)
-    if not secret_path:
+        key = findings.attempt(lambda node=key_node: _text(node), label)  # type: ignore[misc]
+        if key is not None and key in given:
+            findings.error(invalid(f"{where}: field {key!r} is given twice"), label)
+        elif key is not None:
+            given[key] = value_node
+
+    def text_of(name: str) -> str | None:
+        return findings.attempt(lambda: _string(given, name, where), label)
+
+    name = text_of("objectName")
+    if name == "":
+        findings.error(invalid(f"{where} has no objectName; it names the file in the mount"), label)
+    elif name is not None:
+        where, label = f"object {name!r}", name
+        problem = path_problem(name)
+        if problem:
+            findings.error(invalid(f"{where}: objectName {problem}; it is the file's path in the mount"), label)
+            name = None
+    secret_path = text_of("secretPath")
+    if secret_path == "":
         hint = " (objectPath was renamed secretPath in 0.1.0)" if "objectPath" in given else ""
-        raise invalid(f"{where} has no secretPath{hint}; give the Vault API path, e.g. secret/data/app")
-    method = _string(given, "method", where).upper() or "GET"
-    if method not in METHODS:
-        raise invalid(f"{where}: method {method!r} is not supported; use one of {', '.join(METHODS)}")
-    args = _secret_args(given.get("secretArgs"), where)
-    encoding = _string(given, "encoding", where).lower() or "utf-8"
-    if encoding not in ENCODINGS:
-        raise invalid(f"{where}: invalid encoding type {encoding!r}. Should be utf-8, base64, or hex")
-    mode = _mode(given.get("filePermission"), where)
+        findings.error(invalid(f"{where} has no secretPath{hint}; give the Vault API path, e.g. secret/data/app"),
+                       label)
+    method_text = text_of("method")
+    method = (method_text or "").upper() or "GET"
+    if method_text is not None and method not in METHODS:
+        findings.error(invalid(f"{where}: method {method!r} is not supported; use one of {', '.join(METHODS)}"),
+                       label)
+    args = findings.attempt(lambda: _secret_args(given.get("secretArgs"), where), label)
+    encoding_text = text_of("encoding")
+    encoding = (encoding_text or "").lower() or "utf-8"
+    if encoding_text is not None and encoding not in ENCODINGS:
+        findings.error(invalid(f"{where}: invalid encoding type {encoding!r}. Should be utf-8, base64, or hex"),
+                       label)
+    mode = findings.attempt(lambda: _mode(given.get("filePermission"), where), label)
+    secret_key = text_of("secretKey")
+    request = findings.attempt(lambda: build_request(secret_path, method, args, where), label) if secret_path else None
+    _warn_unknown_fields(given, label, spc, findings)
+    if encoding in ENCODINGS and encoding != "utf-8" and secret_key == "":
+        findings.warn(f"SecretProviderClass {spc}: encoding of object {label!r} is ignored: it has no secretKey, so "
+                      "the whole response is written", label, key=f"encoding {label}", object=label)
+    if findings.error_count > before or name is None or secret_path is None or secret_key is None or request is None:
+        return name or "", None
     spec_fields: dict[str, Any] = {k: _string(given, k, where) for k in STRING_FIELDS if k in given}
     if "secretArgs" in given:
         spec_fields["secretArgs"] = args
     if "filePermission" in given:
         spec_fields["filePermission"] = mode
-    return VaultObject(
+    return name, VaultObject(
         name=name,
         secret_path=secret_path,
-        request=build_request(secret_path, method, args, where),
-        secret_key=_string(given, "secretKey", where),
+        request=request,
+        secret_key=secret_key,
         encoding=encoding,
         mode=mode,
         spec=json.dumps(spec_fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         unknown_fields=tuple(k for k in given if k not in FIELDS),
     )
+
+
+def _warn_unknown_fields(given: dict[str, yaml.Node], label: str, spc: str, findings: Findings) -> None:
+    """Ignored, as by the official provider, but reported with the nearest known field (or what it became)."""
+    for name in given:
+        if name in FIELDS:
+            continue
+        suggestion = HISTORIC.get(name) or nearest(name, FIELDS)
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        findings.warn(f"SecretProviderClass {spc}: unknown field {name!r} of object {label!r} is ignored{hint}",
+                      label, key=f"object field {name}", object=label, field=name, suggestion=suggestion)
 
 
 def build_request(secret_path: str, method: str, args: dict[str, Any] | None, where: str) -> ReadRequest:
@@ -188,6 +268,8 @@ def _mode(node: yaml.Node | None, where: str) -> int | None:
     if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
         return None
     text = _text(node).strip().replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
+    if len(text) > _MAX_NUMBER_TEXT:
+        text = ""  # no file mode is written with that many digits (and int() refuses thousands of them)
     if _OCTAL_LEGACY.match(text):
         value = int(text, 8)
     elif _INT.match(text):
@@ -228,6 +310,8 @@ def _core_value(node: yaml.Node, where: str) -> Any:
 
 
 def _core_scalar(text: str, where: str) -> Any:
+    if len(text) > _MAX_NUMBER_TEXT and _INT.match(text.replace("_", "")):
+        raise invalid(f"{where}: a secretArgs number has more than {_MAX_NUMBER_TEXT} digits; quote it to send text")
     if text in _NULL:
         return None
     if text in _BOOL:
@@ -238,7 +322,10 @@ def _core_scalar(text: str, where: str) -> Any:
     if _INT.match(plain):
         return int(plain, 0) if not plain.lstrip("+-").isdigit() else int(plain, 10)
     if _FLOAT.match(plain):
-        return float(plain)
+        number = float(plain)
+        if not math.isfinite(number):
+            raise invalid(f"{where}: secretArgs value {text!r} is too large to be sent as a JSON number")
+        return number
     if text.lower() in (".inf", "+.inf", "-.inf", ".nan"):
         raise invalid(f"{where}: secretArgs value {text!r} cannot be sent as JSON")
     return text

@@ -1,46 +1,27 @@
-"""Unknown SPC parameters and object fields: ignored, as by the official provider, but logged once per
-SecretProviderClass with the nearest known name, so a typo does not go unnoticed."""
+"""Unknown SPC parameters and object fields: ignored, as by the official provider, but reported (logged once
+per SecretProviderClass at mount, listed by `lint`) with the nearest known name, so a typo does not go
+unnoticed."""
 
 from __future__ import annotations
 
-import difflib
-import logging
 from collections.abc import Mapping
 
-log = logging.getLogger(__name__)
-
-_warned: set[tuple[str, str]] = set()
-_WARNED_LIMIT = 10_000
-
-
-def warn_once(spc: str, key: str, message: str, fields: Mapping[str, object]) -> None:
-    """Log a configuration warning once per SPC and key (bounded, so a churn of SPCs cannot grow it)."""
-    if (spc, key) in _warned:
-        return
-    if len(_warned) >= _WARNED_LIMIT:
-        _warned.clear()
-    _warned.add((spc, key))
-    log.warning(message, extra={"fields": {"secretProviderClass": spc, **fields}})
+from provider.findings import Findings, nearest
+from provider.request import DRIVER_ADDED_KEYS
+from provider.templates import TEMPLATES_PARAMETER
 
 
-def nearest(name: str, known: tuple[str, ...]) -> str:
-    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if not matches:
-        matches = [k for k in known if k.lower() == name.lower()]
-    return matches[0] if matches else ""
-
-
-def warn_unknown_parameters(params: Mapping[str, str], spc: str, known: tuple[str, ...],
-                            ignored: tuple[str, ...]) -> None:
-    """Parameters that look like a misspelt Vault parameter (the rest are other volume attributes)."""
+def unknown_parameters(params: Mapping[str, str], spc: str, known: tuple[str, ...], ignored: tuple[str, ...],
+                       findings: Findings) -> None:
+    """A warning for each parameter that is neither Vault's, the driver's nor the provider's (templates)."""
     for name in params:
-        if name in known:
+        if name in known or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
             continue
         if name in ignored:
-            warn_once(spc, name, f"SecretProviderClass {spc}: parameter {name!r} is ignored (as by the official "
-                      "provider since 0.1.0)", {"parameter": name})
+            findings.warn(f"SecretProviderClass {spc}: parameter {name!r} is ignored (as by the official provider "
+                          "since 0.1.0)", key=name, parameter=name)
             continue
-        guess = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-        if guess:
-            warn_once(spc, name, f"SecretProviderClass {spc}: unknown parameter {name!r} is ignored; did you mean "
-                      f"{guess[0]!r}?", {"parameter": name, "suggestion": guess[0]})
+        guess = nearest(name, known)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        findings.warn(f"SecretProviderClass {spc}: unknown parameter {name!r} is ignored{hint}", key=name,
+                      parameter=name, suggestion=guess)
