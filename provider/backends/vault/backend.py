@@ -7,7 +7,6 @@ certificate and its key come from one issuance. Any failure fails the whole moun
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -18,8 +17,8 @@ import hvac.adapters
 from provider.backends.vault.auth import TokenSource, login, pod_jwt, where, who
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.config import Defaults, VaultPlan, check_plan, spc_label
+from provider.backends.vault.files import object_files
 from provider.backends.vault.objects import ReadRequest, VaultObject
-from provider.backends.vault.render import RenderError, render_object
 from provider.backends.vault.tokens import TokenCache, TokenKey
 from provider.backends.vault.transport import SessionCache
 from provider.deadline import time_left
@@ -68,7 +67,7 @@ class VaultBackend:
         for obj in plan.objects:
             groups.setdefault(obj.request, []).append(obj)
         answers = self._read_all(adapter, plan, key, token, fresh, groups, deadline)
-        return [self._file(obj, answers[obj.request]) for obj in plan.objects]
+        return [file for obj in plan.objects for file in object_files(obj, answers[obj.request])]
 
     def _token(self, adapter: hvac.adapters.RawAdapter, plan: VaultPlan, key: TokenKey, deadline: float,
                failed: str | None) -> tuple[str, bool]:
@@ -131,30 +130,10 @@ class VaultBackend:
         return call(adapter, request.method, request.path, token=token, deadline=deadline, operation="read",
                     what=f"reading {what}", where=where(plan), params=request.params, body=request.body)
 
-    def _file(self, obj: VaultObject, body: Mapping[str, Any]) -> SecretFile:
-        try:
-            contents = render_object(body, obj.secret_key, obj.encoding)
-        except KeyError:
-            raise ProviderError(ErrorKind.NOT_FOUND, f"object {obj.name!r}: key {obj.secret_key!r} does not exist at "
-                                f"secretPath {obj.secret_path!r}{key_hint(body, obj.secret_key)}") from None
-        except RenderError as exc:
-            raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"object {obj.name!r} (secretPath {obj.secret_path!r}, "
-                                f"secretKey {obj.secret_key!r}, encoding {obj.encoding}): {exc}") from None
-        return SecretFile(path=obj.name, contents=contents, object_id=obj.name, object_spec=obj.spec, mode=obj.mode)
-
 
 def describe(objects: list[VaultObject]) -> str:
     names = ", ".join(repr(o.name) for o in objects)
     return f"object{'s' if len(objects) > 1 else ''} {names} (secretPath {objects[0].secret_path!r})"
-
-
-def key_hint(body: Mapping[str, Any], key: str) -> str:
-    data = body.get("data")
-    if not isinstance(data, Mapping):
-        return ""
-    source = data.get("data") if isinstance(data.get("data"), Mapping) else data
-    guess = difflib.get_close_matches(key, [str(k) for k in source], n=1, cutoff=0.6)
-    return f"; did you mean {guess[0]!r}?" if guess else ""
 
 
 def check_read(answer: Answer, plan: VaultPlan, request: ReadRequest, what: str) -> Mapping[str, Any]:

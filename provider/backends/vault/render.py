@@ -2,9 +2,9 @@
 
 Bytes match the official provider's: strings raw; other values as Go's encoding/json writes them
 (compact, map keys sorted, numbers exactly as Vault sent them, `<`, `>`, `&` escaped); then `encoding`
-decodes base64 or hex. The whole-response file keeps the official field order but leaves `request_id`
-empty: it changes on every read, and would change the object's version on every rotation poll
-(hashicorp/vault-csi-provider#474).
+decodes base64 or hex. `secretKey: "*"` renders every key that way, one file each. The whole-response
+file keeps the official field order but leaves `request_id` empty: it changes on every read, and would
+change the object's version on every rotation poll (hashicorp/vault-csi-provider#474).
 """
 
 from __future__ import annotations
@@ -89,10 +89,15 @@ def go_json(value: Any) -> str:
     raise RenderError(f"a {type(value).__name__} cannot be written as JSON")
 
 
+def key_source(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Where keys are looked up: `data.data` when that is a map (KV v2), else `data` (KV v1, other engines)."""
+    inner = data.get("data")
+    return inner if isinstance(inner, Mapping) else data
+
+
 def select_value(data: Mapping[str, Any], key: str) -> Any:
     """The value of key: in `data.data` when that is a map (KV v2), else in `data`. KeyError if absent."""
-    inner = data.get("data")
-    source = inner if isinstance(inner, Mapping) else data
+    source = key_source(data)
     if key not in source:
         raise KeyError(key)
     return source[key]
@@ -146,3 +151,19 @@ def render_object(response: Mapping[str, Any], secret_key: str, encoding: str) -
     if not isinstance(data, Mapping):
         raise KeyError(secret_key)
     return decode(render_value(select_value(data, secret_key)), encoding)
+
+
+def render_keys(response: Mapping[str, Any], encoding: str) -> list[tuple[str, bytes]]:
+    """Every key of the secret and its file's bytes, rendered like a secretKey value, sorted by key.
+
+    RenderError names the key whose value cannot be decoded (never the value)."""
+    data = response.get("data")
+    if not isinstance(data, Mapping):
+        raise RenderError("the response's data is not a map of keys")
+    rendered = []
+    for key in sorted(key_source(data), key=str):
+        try:
+            rendered.append((str(key), decode(render_value(key_source(data)[key]), encoding)))
+        except RenderError as exc:
+            raise RenderError(f"key {str(key)!r}: {exc}") from None
+    return rendered
