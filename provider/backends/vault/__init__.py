@@ -26,6 +26,25 @@ def add_arguments(parser: Any) -> None:
     add("--vault-cache-size", type=int, default=1000,
         help="Vault tokens kept, one per pod and login setting; 0 disables the cache (a login every mount)")
     add("--vault-concurrency", type=int, default=8, help="Vault reads in flight at once within one mount")
+    add("--vault-token-scope", choices=("pod", "service-account"), default="pod",
+        help="pod: one Vault token per pod (default); service-account: the pods of a service account share one "
+        "(fewer logins; not for roles that bind pod-specific claims, see docs/performance.md)")
+    add("--cache-ttl", type=_duration, default=0.0, metavar="DURATION",
+        help="keep Vault's answers to GET and LIST reads this long (e.g. 30s, 2m) for the identity that read them; "
+        "0 (default) reads at every mount. A changed secret reaches pods up to this much later")
+    add("--vault-lease-cache-size", type=int, default=1000,
+        help="leased credentials kept per pod and request, so rotation polls get the same ones until 2/3 of "
+        "their lease; 0 reads new credentials at every mount")
+
+
+def _duration(text: str) -> float:
+    from provider.backends.vault.values import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return seconds
 
 
 def create(args: argparse.Namespace) -> Any:
@@ -64,4 +83,7 @@ def create(args: argparse.Namespace) -> Any:
         token_source=TokenRequester(os.environ),
         cache_size=getattr(args, "vault_cache_size", 1000),
         concurrency=getattr(args, "vault_concurrency", 8),
+        token_scope=getattr(args, "vault_token_scope", "pod"),
+        cache_ttl=getattr(args, "cache_ttl", 0.0),
+        lease_cache_size=getattr(args, "vault_lease_cache_size", 1000),
     )

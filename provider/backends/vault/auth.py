@@ -35,6 +35,7 @@ class TokenSource(Protocol):
 class Login:
     token: str = field(repr=False)
     ttl: float = 0.0
+    renewable: bool = False
 
 
 def who(plan: VaultPlan) -> str:
@@ -95,10 +96,11 @@ def login(adapter: hvac.adapters.RawAdapter, plan: VaultPlan, jwt: str, deadline
     token = auth.get("client_token") if isinstance(auth, dict) else None
     if answer.status == 200 and isinstance(token, str) and token:
         ttl = float(str(auth.get("lease_duration") or 0)) if isinstance(auth, dict) else 0.0
+        renewable = isinstance(auth, dict) and auth.get("renewable") is True
         log.info("logged in to Vault", extra={"fields": {
             "role": plan.role, "authMount": plan.auth_mount, "pod": plan.pod.name,
             "namespace": plan.pod.namespace, "serviceAccount": plan.pod.service_account, "ttlSeconds": ttl}})
-        return Login(token=token, ttl=ttl)
+        return Login(token=token, ttl=ttl, renewable=renewable)
     raise login_error(answer, plan)
 
 
