@@ -202,6 +202,12 @@ def objects(*specs: str) -> str:
          ["secret/s1", "secret/s1"]),
         (["objectName: c1;objectType: cert", "objectName: c1;objectType: secret;objectAlias: c1-secret"],
          ["cert/c1", "secret/c1"]),
+        # an object's own keyvaultName: the vault in front of the id, only when it is not the SPC's
+        (["objectName: s1;objectType: secret;keyvaultName: other-kv", "objectName: s1;objectType: secret;"
+          "objectAlias: x"], ["other-kv/secret/s1", "secret/s1"]),
+        (["objectName: s1;objectType: secret;keyvaultName: TestKV"], ["secret/s1"]),
+        (["objectName: s1;objectType: secret;keyvaultName: Other-KV", "objectName: s1;objectType: secret;"
+          "keyvaultName: other-kv;objectAlias: copy"], ["other-kv/secret/s1@s1", "other-kv/secret/s1@copy"]),
     ],
 )
 def test_object_ids_gain_the_alias_only_when_they_would_clash(specs: list[str], ids: list[str]) -> None:
@@ -240,3 +246,12 @@ def test_history_files_have_a_spec_per_version() -> None:
     specs = [json.loads(obj.spec(plan.vault_url, index)) for index in (0, 1)]
     assert [s.pop("historyIndex") for s in specs] == [0, 1]
     assert specs[0] == specs[1] == json.loads(plan.objects[0].spec)
+
+
+def test_an_object_reads_its_own_vault_in_the_spcs_cloud() -> None:
+    specs = ["objectName: s1;objectType: secret", "objectName: s2;objectType: secret;keyvaultName: other-kv"]
+    plan = build_plan(context(base(objects=objects(*specs), cloudName="AzureChinaCloud"), secrets=SP_SECRETS),
+                      AzureOptions())
+    assert [p.vault_url for p in plan.objects] == ["https://testkv.vault.azure.cn/", "https://other-kv.vault.azure.cn/"]
+    assert json.loads(plan.objects[1].spec)["vault"] == "https://other-kv.vault.azure.cn/"
+    assert plan.vault_url == "https://testkv.vault.azure.cn/"
