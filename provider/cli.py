@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import yaml
@@ -221,8 +221,7 @@ def print_table(response: pb.MountResponse, show: bool) -> None:
     versions = {v.id: v.version for v in response.object_version}
     rows = [("PATH", "MODE", "SIZE", "OBJECT", "VERSION")]
     for item in response.files:
-        # The response does not link files to objects; an id equal to the path (Vault) is the link.
-        object_id = item.path if item.path in versions else ""
+        object_id = linked_object(item.path, versions)
         rows.append((item.path, f"{item.mode:04o}", str(len(item.contents)), object_id, versions.get(object_id, "")))
     unlinked = [(i, v) for i, v in versions.items() if not any(r[3] == i for r in rows[1:])]
     rows += [("", "", "", object_id, version) for object_id, version in unlinked]
@@ -234,6 +233,17 @@ def print_table(response: pb.MountResponse, show: bool) -> None:
             print(f"\n--- {item.path}")
             sys.stdout.write(item.contents.decode("utf-8", "backslashreplace"))
             print()
+
+
+def linked_object(path: str, versions: Mapping[str, str]) -> str:
+    """The object id a file belongs to, where the id shows it: the path itself (Vault), its directory
+    (Vault's secretKey "*"), or template/<path>. The response itself does not link files to objects."""
+    if path in versions:
+        return path
+    if f"template/{path}" in versions:
+        return f"template/{path}"
+    parents = [i for i in versions if path.startswith(f"{i}/")]
+    return max(parents, key=len, default="")
 
 
 def _lint(args: argparse.Namespace) -> int:

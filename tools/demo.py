@@ -8,6 +8,9 @@
 3. `secrets-store-csi-provider mount deploy/examples/vault/spc-vault-database.yaml`, as the driver
    would call it for pod default/webapp with a token for audience `vault`; the SPC is used as written,
    only its address is overridden (a pod volume attribute), into ./demo-out.
+4. Beyond the official provider: deploy/examples/vault/spc-vault-db-config.yaml (every key of a secret as
+   its own file, and a .pgpass template over them), checked with `lint`, mounted into ./demo-out-config,
+   and mounted again as a rotation poll would, with the same versions.
 Everything started here is stopped at the end, also on errors and Ctrl-C.
 """
 
@@ -26,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +42,11 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 NAMESPACE, SERVICE_ACCOUNT, POD = "default", "webapp-sa", "webapp"
 PASSWORD = "db-secret-password"  # the value of the seed article
 POLICY = 'path "secret/data/db-pass" { capabilities = ["read"] }'
+CONFIG_SPC = ROOT / "deploy" / "examples" / "vault" / "spc-vault-db-config.yaml"
+CONFIG_TARGET = ROOT / "demo-out-config"
+DB_CONFIG = {"host": "db.internal", "port": "5432", "dbname": "app", "username": "app",
+             "password": "db-config-password"}
+CONFIG_POLICY = 'path "secret/data/db-config" { capabilities = ["read"] }'
 
 
 def step(text: str) -> None:
@@ -177,12 +185,52 @@ def main() -> int:
                     print(done.stderr, file=sys.stderr)
                     print(f"daemon log:\n{(work / 'daemon.log').read_text(errors='replace')[-3000:]}", file=sys.stderr)
                     return done.returncode
-        step(f"The mounted file: {(TARGET / 'db-password').relative_to(ROOT)}")
-        print(f"   $ cat {(TARGET / 'db-password').relative_to(ROOT)}")
-        print((TARGET / "db-password").read_text())
+                step(f"The mounted file: {(TARGET / 'db-password').relative_to(ROOT)}")
+                print(f"   $ cat {(TARGET / 'db-password').relative_to(ROOT)}")
+                print((TARGET / "db-password").read_text())
+                # Beyond the seed article: the same OpenBao and daemon, a second SecretProviderClass.
+                return beyond_the_official_provider(bao_cli, mount, work, clean)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def beyond_the_official_provider(bao_cli: Callable[..., None], seed_mount: list[str], work: Path,
+                                 env: dict[str, str]) -> int:
+    """deploy/examples/vault/spc-vault-db-config.yaml: every key of a secret as its own file (secretKey "*")
+    and a .pgpass built from them (templates), checked by `lint` first, then mounted and polled again."""
+    step(f"Beyond the official provider: {CONFIG_SPC.relative_to(ROOT)}, one file per key and a .pgpass")
+    bao_cli("kv", "put", "-mount=secret", "db-config", *(f"{k}={v}" for k, v in DB_CONFIG.items()))
+    bao_cli("policy", "write", "app-config", "-", stdin=CONFIG_POLICY)
+    bao_cli("write", "auth/jwt/role/app-config", "role_type=jwt", "user_claim=sub", "bound_audiences=vault",
+            f"bound_subject=system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", "token_policies=app-config",
+            "token_ttl=20m")
+    lint = [sys.executable, "-m", "provider", "lint", str(CONFIG_SPC.relative_to(ROOT))]
+    show("secrets-store-csi-provider", lint[3:], work)
+    checked = subprocess.run(lint, cwd=ROOT, env=env, text=True, capture_output=True)
+    print(checked.stdout, end="")
+    if checked.returncode != 0:
+        print(checked.stderr, file=sys.stderr)
+        return checked.returncode
+    shutil.rmtree(CONFIG_TARGET, ignore_errors=True)
+    spc_at = seed_mount.index("mount") + 1
+    mount = [*seed_mount[:spc_at], str(CONFIG_SPC.relative_to(ROOT)), *seed_mount[spc_at + 1:]]
+    mount[mount.index("--target") + 1] = str(CONFIG_TARGET)
+    for what in ("Mount it for the same pod", "Mount it again, as the driver's rotation poll does: same versions"):
+        step(what)
+        show("secrets-store-csi-provider", mount[3:], work)
+        done = subprocess.run(mount, cwd=ROOT, env=env, text=True, capture_output=True)
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return done.returncode
+    pgpass = CONFIG_TARGET / ".pgpass"
+    step(f"The mounted files: {CONFIG_TARGET.relative_to(ROOT)}")
+    print(f"   $ ls {CONFIG_TARGET.relative_to(ROOT)}/db")
+    print("  ".join(sorted(p.name for p in (CONFIG_TARGET / "db").iterdir())))
+    print(f"   $ cat {pgpass.relative_to(ROOT)}")
+    print(pgpass.read_text(), end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -238,6 +238,8 @@ KV2 = {  # KV v2 at secret/
     "kv-hex": {"bin": "00ff10e2"},
     "kv-custom-audience": {"bar": "hello-custom-audience"},
     "db-pass": {"password": "db-secret-password-8c1d"},
+    "db-config": {"host": "pg.example.internal", "port": "5432", "dbname": "app", "username": "app",
+                  "password": "db-config-password-2b7e"},  # deploy/examples/vault/spc-vault-db-config.yaml
     "marker": {"value": "marker-secret-value-51f0!"},  # neither base64 nor hex; must never be logged
     "typed": {"count": 10, "ratio": 1.50, "enabled": True, "nothing": None,
               "nested": {"baz": "zap", "bar": "hop", "cheeses": {"cheddar": "8", "brie": 9}},
@@ -266,8 +268,10 @@ ROLES = {
     "kv-custom-audience-role": ("nginx-kv", TEST_NS, "kv-policy", "custom-audience"),
     "no-policy-role": ("nginx-kv", TEST_NS, "default", "vault"),
     "database": ("webapp-sa", "default", "kv-policy", "vault"),
+    "app-config": ("webapp-sa", "default", "kv-policy", "vault"),  # deploy/examples/vault/spc-vault-db-config.yaml
 }
 JWT_ROLES = {"jwt-kv-role": ROLES["kv-role"], "database": ROLES["database"], "pki-role": ROLES["pki-role"],
+             "app-config": ROLES["app-config"],
              "no-policy-role": ROLES["no-policy-role"], "all-role": ROLES["all-role"],
              # deploy/examples/vault/spc-vault-pki.yaml
              "webapp-pki": ("webapp-sa", "default", "pki-policy", "vault-pki")}
