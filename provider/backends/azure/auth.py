@@ -44,11 +44,45 @@ IDLE_SECONDS = 3600
 ClientsT = TypeVar("ClientsT")
 
 
+# Answers of a token endpoint (Entra ID, IMDS) that say it is down or throttling, not that the identity is wrong.
+TRANSIENT_TOKEN_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class TokenServiceUnavailable(Exception):
+    """The token endpoint answered a transient status: the mount is UNAVAILABLE, not UNAUTHENTICATED."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the token endpoint answered HTTP {status}")
+        self.status = status
+
+
+class TokenStatuses:
+    """An azure-core raw_response_hook: the status of the last token-endpoint answer, per thread.
+
+    azure-identity's errors often drop the HTTP status (MSAL's and IMDS's do), and without it an outage of
+    Entra ID looks like a wrong identity."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, response: Any) -> None:
+        url = str(getattr(response.http_request, "url", "")).split("?")[0]
+        if url.endswith("/token"):  # not MSAL's discovery requests around it
+            self._local.status = response.http_response.status_code
+
+    def take(self) -> int | None:
+        status: int | None = getattr(self._local, "status", None)
+        self._local.status = None
+        return status
+
+
 class CachedCredential:
     """Wraps an azure-identity credential: one token request at a time, reuse until near expiry."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, statuses: TokenStatuses | None = None) -> None:
         self._inner = inner
+        self._statuses = statuses or TokenStatuses()
+        self._last_failure: int | None = None  # the status of the last failed token answer actually received
         self._lock = threading.Lock()
         self._tokens: dict[tuple[Hashable, ...], AccessTokenInfo] = {}
 
@@ -82,12 +116,20 @@ class CachedCredential:
     def _request(self, scopes: tuple[str, ...], options: dict[str, Any]) -> AccessTokenInfo:
         started = time.monotonic()
         status = None
+        self._statuses.take()
         try:
             token: AccessTokenInfo = self._inner.get_token_info(*scopes, options=options)
             status = 200
+            self._last_failure = None
             return token
         except ClientAuthenticationError as exc:
-            status = exc.status_code
+            # MSAL replays a throttled (429/5xx, for Retry-After or 5 s) or refused answer without asking
+            # again; such a replay means the same as the answer it repeats.
+            received = self._statuses.take()
+            self._last_failure = received or self._last_failure
+            status = exc.status_code or self._last_failure
+            if status in TRANSIENT_TOKEN_STATUSES:
+                raise TokenServiceUnavailable(status) from exc
             raise
         finally:
             BACKEND_REQUESTS.labels(BACKEND, "token", status_class(status)).inc()
@@ -139,22 +181,24 @@ def identity_key(identity: Identity, cloud: CloudEnvironment) -> tuple[str, ...]
 def new_credential(identity: Identity, cloud: CloudEnvironment) -> tuple[CachedCredential, _Assertion | None]:
     """The azure-identity credential for an identity, its authority taken from the mount's cloud."""
     authority = cloud.authority_host
+    statuses = TokenStatuses()
+    transport = {**IDENTITY_TRANSPORT, "raw_response_hook": statuses}
     if isinstance(identity, WorkloadIdentity):
         assertion = _Assertion(identity.token)
         inner: Any = ClientAssertionCredential(
-            identity.tenant_id, identity.client_id, assertion, authority=authority, **IDENTITY_TRANSPORT
+            identity.tenant_id, identity.client_id, assertion, authority=authority, **transport
         )
-        return CachedCredential(inner), assertion
+        return CachedCredential(inner, statuses), assertion
     if isinstance(identity, ServicePrincipal):
         inner = ClientSecretCredential(
             identity.tenant_id, identity.client_id, identity.client_secret, authority=authority,
             # MSAL asks login.microsoftonline.com about hosts it does not know; a custom cloud is one.
-            disable_instance_discovery=cloud.is_custom, **IDENTITY_TRANSPORT,
+            disable_instance_discovery=cloud.is_custom, **transport,
         )
-        return CachedCredential(inner), None
+        return CachedCredential(inner, statuses), None
     assert isinstance(identity, ManagedIdentity)
-    inner = ManagedIdentityCredential(client_id=identity.client_id or None, **IDENTITY_TRANSPORT)
-    return CachedCredential(inner), None
+    inner = ManagedIdentityCredential(client_id=identity.client_id or None, **transport)
+    return CachedCredential(inner, statuses), None
 
 
 class IdentityCache(Generic[ClientsT]):

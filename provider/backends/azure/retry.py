@@ -26,11 +26,12 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 class GaveUp(Exception):
     """A transient failure that we stopped retrying; `cause` is the last one, `wait` the server's ask."""
 
-    def __init__(self, cause: BaseException, attempts: int, wait: float | None) -> None:
+    def __init__(self, cause: BaseException, attempts: int, wait: float | None, past_deadline: bool = False) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.attempts = attempts
         self.wait = wait
+        self.past_deadline = past_deadline  # the next wait would have ended after the deadline
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -84,6 +85,7 @@ def call_with_retries(
                 raise
             attempt += 1
             delay = backoff(attempt) if asked is None else asked + random.uniform(0, min(1.0, asked * 0.1))
-            if attempt >= MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
-                raise GaveUp(exc, attempt, asked) from exc
+            past_deadline = time.monotonic() + delay >= deadline
+            if attempt >= MAX_ATTEMPTS or past_deadline:
+                raise GaveUp(exc, attempt, asked, past_deadline) from exc
             sleep(delay)

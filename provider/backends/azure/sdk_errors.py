@@ -17,6 +17,7 @@ from azure.core.exceptions import (
 )
 from azure.identity import CredentialUnavailableError
 
+from provider.backends.azure.auth import TokenServiceUnavailable
 from provider.backends.azure.config import (
     WORKLOAD_IDENTITY_AUDIENCE,
     Identity,
@@ -70,6 +71,13 @@ def translate(exc: BaseException, what: str, operation: str, vault: str, identit
     cause = gave_up.cause if gave_up else exc
     if isinstance(cause, ProviderError):
         return cause
+    if isinstance(cause, TokenServiceUnavailable):
+        service = "the node's managed identity endpoint (IMDS)" if isinstance(identity, ManagedIdentity) else "Entra ID"
+        return ProviderError(
+            ErrorKind.UNAVAILABLE,
+            f"{what}: {_mode(identity)} login to Entra ID failed: {service} answered HTTP {cause.status}, so it is "
+            "down or throttling; the driver retries the mount",
+        )
     if isinstance(cause, CredentialUnavailableError):
         return ProviderError(ErrorKind.UNAUTHENTICATED, f"{what}: {_identity_failure(cause, identity)}")
     if isinstance(cause, ClientAuthenticationError) and not _from_vault(cause, vault):
@@ -121,8 +129,8 @@ def _http_failure(
     if status in RETRY_STATUSES:
         tries = f" after {gave_up.attempts} attempts" if gave_up else ""
         waited = ""
-        if gave_up and gave_up.wait is not None:
-            waited = f"; it asked to wait {gave_up.wait:.0f}s, past the mount's deadline"
+        if gave_up and gave_up.wait is not None and gave_up.past_deadline:
+            waited = f"; it asked to wait {gave_up.wait:g}s, past the mount's deadline"
         throttled = " (throttled)" if status == 429 else ""
         return ProviderError(
             ErrorKind.UNAVAILABLE, f"{what}: Key Vault {vault} is unavailable{throttled}{tries} ({detail}){waited}"
@@ -158,6 +166,12 @@ def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str
         hint = f"check that {which} is assigned to the node's VM or scale set"
         mode = "managed identity"
     return f"{mode} login to Entra ID failed: {_clip(redact_text(reason))}; {hint}"
+
+
+def _mode(identity: Identity) -> str:
+    if isinstance(identity, WorkloadIdentity):
+        return "workload identity"
+    return "service principal" if isinstance(identity, ServicePrincipal) else "managed identity"
 
 
 def _from_vault(exc: HttpResponseError, vault: str) -> bool:

@@ -142,3 +142,39 @@ def test_identity_cache_is_bounded_and_drops_idle_entries() -> None:
     time.sleep(0.1)
     cache.clients(WorkloadIdentity("t", "c", "ns", "d", "jwt"), PUBLIC, "v")
     assert len(cache) == 1
+
+
+class Answered:
+    """Stands in for an azure-identity credential that fails: each call 'receives' the next status (None:
+    MSAL replays its cached answer without a request) through the raw_response_hook, then raises."""
+
+    def __init__(self, statuses: auth.TokenStatuses, received: list[int | None]) -> None:
+        self.statuses = statuses
+        self.received = received
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        status = self.received.pop(0)
+        if status is not None:
+            request = type("Request", (), {"url": "https://login.example/t/oauth2/v2.0/token?x=1"})()
+            response = type("Response", (), {"status_code": status})()
+            self.statuses(type("PipelineResponse", (), {"http_request": request, "http_response": response})())
+        raise auth.ClientAuthenticationError("Authentication failed")
+
+
+@pytest.mark.parametrize(
+    ("received", "raised"),
+    [
+        ([503], [auth.TokenServiceUnavailable]),  # Entra ID or IMDS down
+        ([429, None, None], [auth.TokenServiceUnavailable] * 3),  # MSAL replays a throttled answer
+        ([400], [auth.ClientAuthenticationError]),  # a wrong identity stays an authentication failure
+        ([503, 401, None], [auth.TokenServiceUnavailable, auth.ClientAuthenticationError,
+                            auth.ClientAuthenticationError]),
+    ],
+)
+def test_token_endpoint_outages_are_told_apart_from_refusals(received: list[int | None], raised: list[type]) -> None:
+    statuses = auth.TokenStatuses()
+    credential = auth.CachedCredential(Answered(statuses, received), statuses)
+    for expected in raised:
+        with pytest.raises(Exception) as caught:
+            credential.get_token_info(SCOPE)
+        assert type(caught.value) is expected
