@@ -1,7 +1,7 @@
 """Azure Key Vault backend (`provider: azure`), compatible with the official Azure provider's SPCs.
 
-This module only declares the daemon flags; the backend and the Azure SDKs load in `create`, so a
-daemon that serves only Vault never imports azure-*.
+This module only declares the daemon flags; the backend loads in `create` and the Azure SDKs at its
+first fetch, so a daemon that serves only Vault mounts never imports azure-*.
 """
 
 from __future__ import annotations
