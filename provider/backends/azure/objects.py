@@ -176,7 +176,7 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
                        label)
         return None
     before = findings.error_count
-    text = {key: findings.attempt(lambda key=key: _scalar(index, key, fields.get(key)), label) or ""  # type: ignore[misc]
+    text = {key: findings.attempt(lambda key=key: _scalar(index, key, fields.get(key)), label) or ""
             for key in FIELDS}
     label = text["objectName"] or label
     for key in sorted(str(key) for key in fields if key not in KNOWN_FIELDS):

@@ -163,7 +163,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     before = findings.error_count
     given: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
-        key = findings.attempt(lambda node=key_node: _text(node), label)  # type: ignore[misc]
+        key = findings.attempt(lambda node=key_node: _text(node), label)
         if key is not None and key in given:
             findings.error(invalid(f"{where}: field {key!r} is given twice"), label)
         elif key is not None:
