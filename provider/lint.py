@@ -20,6 +20,7 @@ from provider.backends import BACKEND_MODULES, create_backend
 from provider.errors import ProviderError
 from provider.findings import ERROR, WARNING, Finding
 from provider.localdriver import DriverRejection, PodIdentity, build_mount_request, spc_parts
+from provider.output import path_problem
 from provider.request import MountContext, parse_mount_request
 from provider.templates import parse_templates
 
@@ -79,11 +80,22 @@ def lint_spc(path: str, spc: dict[str, Any], args: argparse.Namespace) -> list[P
         known = ", ".join(BACKEND_MODULES)
         return [problem(Finding("", ERROR, f"spec.provider {provider_name!r} is not served here (known: {known})"))]
     findings = list(_backend_findings(provider_name, ctx, args))
-    try:
-        parse_templates(ctx.parameters)
-    except ProviderError as exc:
-        findings.append(Finding("", ERROR, exc.message))
+    findings += _template_findings(ctx)
     return [problem(f) for f in findings]
+
+
+def _template_findings(ctx: MountContext) -> list[Finding]:
+    """The templates' syntax, and each output name against the driver's path rules (checked at mount by
+    output.py; references to other files can only be checked once the backend has produced them)."""
+    try:
+        templates = parse_templates(ctx.parameters)
+    except ProviderError as exc:
+        return [Finding("", ERROR, exc.message)]
+    return [
+        Finding(f"template {t.file_name}", ERROR, f"fileName {t.file_name!r} {problem}")
+        for t in templates
+        if (problem := path_problem(t.file_name)) is not None
+    ]
 
 
 def _backend_findings(name: str, ctx: MountContext, args: argparse.Namespace) -> Iterable[Finding]:

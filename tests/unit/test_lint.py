@@ -45,6 +45,8 @@ def test_every_shipped_example_is_clean(capsys: pytest.CaptureFixture[str]) -> N
          "encoding"),
         (spc("v", "vault", roleName="r", objects="- objectName: a\n  secretPath: x\n",
              templates="- fileName: t\n  template: '{{ a | exec }}'\n"), "unknown filter 'exec'"),
+        (spc("v", "vault", roleName="r", objects="- objectName: a\n  secretPath: x\n",
+             templates="- fileName: ../escape\n  template: '{{ a }}'\n"), "fileName '../escape' has a '..' element"),
         (spc("a", "azure", keyvaultName="kv", tenantID="t",
              objects="array:\n  - |\n    objectName: s\n    objectType: secret\n    objectFormat: pkcs\n"),
          "invalid objectFormat: pkcs"),
