@@ -13,7 +13,8 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -48,8 +49,46 @@ SECRET_SHAPES = re.compile(
 )
 
 
+class KnownSecrets:
+    """Credentials seen in mount requests (nodePublishSecretRef values, service-account tokens), so that
+    redact_text removes them wherever they show up: in a library's log line or in a backend's error text
+    that repeats what it was sent (a client secret has no shape to recognise). Bounded: the oldest go first.
+    """
+
+    MIN_LENGTH = 8  # shorter values ("true", a port) would blank out ordinary words
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._snapshot: tuple[str, ...] = ()
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            changed = False
+            for value in values:
+                if len(value) < self.MIN_LENGTH:
+                    continue
+                changed = changed or value not in self._values
+                self._values[value] = None
+                self._values.move_to_end(value)
+            while len(self._values) > self.LIMIT:
+                self._values.popitem(last=False)
+            if changed:  # longest first, so a secret containing another is removed whole
+                self._snapshot = tuple(sorted(self._values, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        for value in self._snapshot:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+
+KNOWN_SECRETS = KnownSecrets()
+
+
 def redact_text(text: str) -> str:
-    return SECRET_SHAPES.sub(REDACTED, text)
+    return SECRET_SHAPES.sub(REDACTED, KNOWN_SECRETS.scrub(text))
 
 
 def redact(value: Any) -> Any:

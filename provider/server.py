@@ -26,7 +26,15 @@ from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.backends import Backend
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import MOUNT_SECONDS, MOUNTS, MOUNTS_IN_FLIGHT, AuditLog, audit_objects
+from provider.observability import (
+    KNOWN_SECRETS,
+    MOUNT_SECONDS,
+    MOUNTS,
+    MOUNTS_IN_FLIGHT,
+    AuditLog,
+    audit_objects,
+    redact_text,
+)
 from provider.output import ObjectRecord, VersionKey, build_response
 from provider.request import MountContext, parse_mount_request
 from provider.templates import apply_templates, parse_templates
@@ -37,6 +45,8 @@ API_VERSION = "v1alpha1"
 RUNTIME_NAME = "secrets-store-csi-provider"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# nodePublishSecretRef keys whose values identify rather than authenticate: kept readable in logs and errors.
+PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 
 
 class MountServicer(pb_grpc.CSIDriverProviderServicer):
@@ -60,6 +70,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
+            KNOWN_SECRETS.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
+                               *(t.token for t in ctx.tokens.values())])
             templates = parse_templates(ctx.parameters)
             plan = self.backend.plan(ctx)
             files = apply_templates(templates, self.backend.fetch(plan, deadline))
@@ -80,7 +92,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         self._report(ctx, records, error, elapsed)
         if error is not None:
             context.set_code(error.status_code)
-            context.set_details(error.message)
+            context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
             return pb.MountResponse()
         return response
 
