@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -159,7 +160,12 @@ def serve_command(args: argparse.Namespace) -> int:
     if health:
         health.stop()
     daemon.stop(args.grace_seconds)
-    return 0
+    # Mounts still running after the grace period have had their error answer; their threads may wait on a
+    # backend for a whole request timeout and would hold up the interpreter's exit past kubelet's grace
+    # period (then SIGKILL). The sockets are removed and the audit closed: flush the logs and exit now.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def mount_command(args: argparse.Namespace) -> int:

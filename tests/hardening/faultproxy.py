@@ -2,10 +2,10 @@
 
 Everything not faulted passes through to the real server, so logins, policies and values stay real.
 Faults: `closed` (nothing listens on the port: connection refused), `silent` (accepts, reads the request,
-never answers), `status` (answers with a status, a Vault-style error body and optionally Retry-After,
-for `times` requests or until cleared) and `echo` (an error body that repeats every header and the body
-the provider sent, as a careless server or proxy might). The proxy records what passed through: method,
-path, time, answer, and the Vault tokens the provider presented.
+never answers), `delay` (answers `delay` seconds late), `status` (answers with a status, a Vault-style
+error body and optionally Retry-After, for `times` requests or until cleared) and `echo` (an error body
+that repeats every header and the body the provider sent, as a careless server or proxy might). The
+proxy records what passed through: method, path, time, answer, and the Vault tokens the provider presented.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ SILENT_LIMIT_SECONDS = 60.0
 
 @dataclass
 class Fault:
-    kind: str  # silent | status | echo
+    kind: str  # silent | delay | status | echo
     path: str = ""  # a regex searched in the request path; "" matches every request
     status: int = 500
     retry_after: str | None = None
     times: int | None = None  # None: until cleared
+    delay: float = 0.0
     hits: int = 0
 
     def matches(self, path: str) -> bool:
@@ -69,8 +70,8 @@ class FaultProxy:
 
     # ------------------------------------------------------------------------------ faults
     def inject(self, kind: str, path: str = "", status: int = 500, retry_after: str | None = None,
-               times: int | None = None) -> Fault:
-        fault = Fault(kind, path, status, retry_after, times)
+               times: int | None = None, delay: float = 0.0) -> Fault:
+        fault = Fault(kind, path, status, retry_after, times, delay)
         with self._lock:
             self.fault = fault
             self._released.clear()
@@ -186,6 +187,9 @@ class FaultProxy:
                     proxy._released.wait(SILENT_LIMIT_SECONDS)
                     self.close_connection = True
                     return
+                if fault is not None and fault.kind == "delay":
+                    proxy._released.wait(fault.delay)
+                    fault = None
                 if fault is not None:
                     status, extra, data = self._fault_answer(fault, headers, body)
                 else:
