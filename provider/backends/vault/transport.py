@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from provider.errors import invalid
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
 POOL_SIZE = 16
+MAX_PEM_BYTES = 4 * 1024 * 1024  # a CA bundle is a few hundred KiB
 
 
 @dataclass
@@ -54,6 +56,8 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
         context.load_default_certs()
         _load_certifi(context)
     if tls.client_cert:
+        _check_regular_file(tls.client_cert, "vaultTLSClientCertPath")
+        _check_regular_file(tls.client_key, "vaultTLSClientKeyPath")
         try:
             context.load_cert_chain(tls.client_cert, tls.client_key)
         except (OSError, ssl.SSLError) as exc:
@@ -63,7 +67,22 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
     return context
 
 
+def _check_regular_file(path: str, parameter: str) -> None:
+    """Refuse what is not a regular file of a PEM file's size before opening it: opening a FIFO blocks, and a
+    session is built under the session cache's lock, so one such file would hold up every Vault mount.
+    A file that cannot be looked at is left to the open that follows, which says why."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise invalid(f"{parameter} {path} is not a regular file; the path is on the provider's filesystem")
+    if info.st_size > MAX_PEM_BYTES:
+        raise invalid(f"{parameter} {path} is larger than {MAX_PEM_BYTES} bytes; it is not a PEM file")
+
+
 def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
+    _check_regular_file(path, parameter)
     try:
         with open(path) as handle:
             context.load_verify_locations(cadata=handle.read())
