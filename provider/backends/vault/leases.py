@@ -96,9 +96,10 @@ class LeaseCache:
             if lease is not None and lease.alive(now):
                 self._entries.move_to_end(key)
                 return lease
-            if lease is not None:
-                del self._entries[key]
-        CACHE_LOOKUPS.labels(BACKEND, "lease", "expired" if lease is not None else "miss").inc()
+            if lease is None:
+                return None  # not counted: most reads (KV) never have a lease
+            del self._entries[key]
+        CACHE_LOOKUPS.labels(BACKEND, "lease", "expired").inc()
         return None
 
     def put(self, key: Hashable, lease: Lease) -> None:
