@@ -11,6 +11,8 @@
 4. Beyond the official provider: deploy/examples/vault/spc-vault-db-config.yaml (every key of a secret as
    its own file, and a .pgpass template over them), checked with `lint`, mounted into ./demo-out-config,
    and mounted again as a rotation poll would, with the same versions.
+5. Dynamic secrets: deploy/examples/vault/spc-vault-pki.yaml from a PKI role with `generate_lease=true`,
+   mounted into ./demo-out-pki and polled again: one certificate, one lease, the same versions.
 Everything started here is stopped at the end, also on errors and Ctrl-C.
 """
 
@@ -47,6 +49,9 @@ CONFIG_TARGET = ROOT / "demo-out-config"
 DB_CONFIG = {"host": "db.internal", "port": "5432", "dbname": "app", "username": "app",
              "password": "db-config-password"}
 CONFIG_POLICY = 'path "secret/data/db-config" { capabilities = ["read"] }'
+PKI_SPC = ROOT / "deploy" / "examples" / "vault" / "spc-vault-pki.yaml"
+PKI_TARGET = ROOT / "demo-out-pki"
+PKI_POLICY = 'path "pki/issue/example-dot-com" { capabilities = ["update"] }'
 
 
 def step(text: str) -> None:
@@ -82,11 +87,11 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def pod_token(key: rsa.RSAPrivateKey, pod_uid: str) -> str:
+def pod_token(key: rsa.RSAPrivateKey, pod_uid: str, audience: str = "vault") -> str:
     """A service-account JWT for the pod, as kube-apiserver's TokenRequest signs it (RS256)."""
     now = int(time.time())
     claims = {
-        "iss": ISSUER, "sub": f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", "aud": ["vault"],
+        "iss": ISSUER, "sub": f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", "aud": [audience],
         "iat": now, "nbf": now, "exp": now + 600, "jti": str(uuid.uuid4()),
         "kubernetes.io": {"namespace": NAMESPACE, "pod": {"name": POD, "uid": pod_uid},
                           "serviceaccount": {"name": SERVICE_ACCOUNT, "uid": str(uuid.uuid4())}},
@@ -189,7 +194,9 @@ def main() -> int:
                 print(f"   $ cat {(TARGET / 'db-password').relative_to(ROOT)}")
                 print((TARGET / "db-password").read_text())
                 # Beyond the seed article: the same OpenBao and daemon, a second SecretProviderClass.
-                return beyond_the_official_provider(bao_cli, mount, work, clean)
+                failed = beyond_the_official_provider(bao_cli, mount, work, clean)
+                return failed or leased_certificate(bao_cli, operator, mount, work, clean,
+                                                    pod_token(key, pod.uid, "vault-pki"))
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -230,6 +237,44 @@ def beyond_the_official_provider(bao_cli: Callable[..., None], seed_mount: list[
     print("  ".join(sorted(p.name for p in (CONFIG_TARGET / "db").iterdir())))
     print(f"   $ cat {pgpass.relative_to(ROOT)}")
     print(pgpass.read_text(), end="")
+    return 0
+
+
+def leased_certificate(bao_cli: Callable[..., None], operator: dict[str, str], seed_mount: list[str], work: Path,
+                       env: dict[str, str], token: str) -> int:
+    """deploy/examples/vault/spc-vault-pki.yaml, as written, from a PKI role whose certificates carry a lease:
+    a rotation poll gets the same certificate and versions, and OpenBao holds one lease for both mounts."""
+    step(f"Dynamic secrets: {PKI_SPC.relative_to(ROOT)}, from a PKI role with generate_lease=true")
+    bao_cli("secrets", "enable", "pki")
+    bao_cli("write", "pki/root/generate/internal", "common_name=example.com", "ttl=8760h", "key_type=ec")
+    bao_cli("write", "pki/roles/example-dot-com", "allowed_domains=example.com", "allow_subdomains=true",
+            "max_ttl=72h", "key_type=ec", "generate_lease=true")
+    bao_cli("policy", "write", "pki-issue", "-", stdin=PKI_POLICY)
+    bao_cli("write", "auth/jwt/role/webapp-pki", "role_type=jwt", "user_claim=sub", "bound_audiences=vault-pki",
+            f"bound_subject=system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", "token_policies=pki-issue",
+            "token_ttl=20m")
+    token_file = work / "token-pki.jwt"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    shutil.rmtree(PKI_TARGET, ignore_errors=True)
+    spc_at = seed_mount.index("mount") + 1
+    mount = [*seed_mount[:spc_at], str(PKI_SPC.relative_to(ROOT)), *seed_mount[spc_at + 1:]]
+    mount[mount.index("--target") + 1] = str(PKI_TARGET)
+    mount[mount.index("--token") + 1] = f"vault-pki={token_file}"
+    for what in ("Mount it for pod default/webapp, audience vault-pki: a certificate with a 24h lease",
+                 "Poll again, as the driver's rotation does: the same certificate while its lease is young"):
+        step(what)
+        show("secrets-store-csi-provider", mount[3:], work)
+        done = subprocess.run(mount, cwd=ROOT, env=env, text=True, capture_output=True)
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return done.returncode
+    step("One lease in OpenBao for both mounts")
+    print("   $ bao list sys/leases/lookup/pki/issue/example-dot-com")
+    listed = subprocess.run([find_bao(), "list", "sys/leases/lookup/pki/issue/example-dot-com"], env=operator,
+                            text=True, check=True, capture_output=True)
+    print(listed.stdout, end="")
     return 0
 
 

@@ -30,5 +30,12 @@ def test_demo_mounts_the_seed_spc_and_the_per_key_spc() -> None:
     tables = [[line.split() for line in block.splitlines() if line.startswith(("db/", ".pgpass"))]
               for block in (first, second)]
     assert len(tables[0]) == 6 and tables[0] == tables[1]  # path, mode, size, object, version: all the same
+    # Dynamic secrets: the rotation poll got the same certificate and versions, from one lease.
+    sections = out.split("\n==> ")
+    mounted = [next(s for s in sections if s.startswith(start)) for start in ("Mount it for pod", "Poll again")]
+    rows = [[line.split() for line in s.splitlines() if line.startswith(("tls.", "ca.crt"))] for s in mounted]
+    assert len(rows[0]) == 3 and rows[0] == rows[1] and "unchanged: " in mounted[1]
+    leases = next(s for s in sections if s.startswith("One lease")).splitlines()
+    assert len(leases[leases.index("----") + 1:]) == 1
     new = set(os.listdir(tempfile.gettempdir())) - before
     assert {n for n in new if n.startswith("sscsi-demo-")} == set()
