@@ -7,6 +7,7 @@ a byte of its contents in the message."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -231,3 +232,23 @@ def test_cloud_env_files(azure: Mounts, operator_disk: tuple[Path, Path], cloud_
     good = cloud_file(operator_disk[0], STACK).name  # a real cloud file there works
     assert files_of(azure.mount({**params, "cloudEnvFileName": good},
                                 [{"objectName": "secret1", "objectType": "secret"}])) == {"secret1": b"stack"}
+
+
+@pytest.mark.parametrize("missing", ["csi.storage.k8s.io/pod.name", "csi.storage.k8s.io/pod.namespace",
+                                     "csi.storage.k8s.io/pod.uid", "csi.storage.k8s.io/serviceAccount.name"])
+def test_vault_without_pod_info_fails_closed_before_any_request(policy_daemon: Daemon, cluster: Cluster,
+                                                                proxy: FaultProxy, missing: str) -> None:
+    # A CSIDriver without podInfoOnMount: kubelet sends no pod keys, so there is no pod to log in as.
+    pod = new_pod()
+    token = cluster.pod_token(pod.namespace, pod.service_account, pod.name, pod.uid)
+    request = build_mount_request(vault_spc(OBJECTS, roleName="kv-role", vaultAddress=proxy.address), pod,
+                                  tokens={"vault": token})
+    attributes = json.loads(request.attributes)
+    del attributes[missing]
+    request.attributes = json.dumps(attributes)
+    mark = proxy.mark()
+    with pytest.raises(grpc.RpcError) as caught:
+        call_mount(policy_daemon.socket_path("vault"), request, timeout=DEADLINE)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "the CSIDriver needs podInfoOnMount: true" in (caught.value.details() or "")
+    assert proxy.requests(since=mark) == [], "a request left the provider without a pod to act for"

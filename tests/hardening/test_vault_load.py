@@ -2,7 +2,8 @@
 five tenants (namespaces), each tenant with its own service account, Vault role, policy and secret; one in
 five callers is denied (a service account the role does not bind, or a secret of another tenant). Every
 caller gets exactly its own tenant's value and the denied get nothing; after a warm-up round fills the
-daemon's RPC pool and connection pool, a second round leaves no more threads or file descriptors."""
+daemon's RPC pool and connection pool, a second round leaves no more threads or file descriptors. The same
+holds with the opt-in caches on (tokens shared by a service account's pods, answers kept for a minute)."""
 
 from __future__ import annotations
 
@@ -90,10 +91,14 @@ def one_mount(daemon: Daemon, cluster: Cluster, tenants: list[Tenant], i: int) -
     return "ok"
 
 
+@pytest.mark.parametrize("caching", [[], ["--vault-token-scope", "service-account", "--cache-ttl", "1m"]],
+                         ids=["per-pod tokens", "shared tokens and a value cache"])
 def test_200_concurrent_mounts_of_five_tenants(daemon_factory: Callable[..., Daemon], cluster: Cluster,
-                                               tenants: list[Tenant], tmp_path: Path) -> None:
-    daemon = daemon_factory(["vault"], ["--vault-addr", cluster.bao.address, "--max-concurrent-mounts", "8"],
-                            env=daemon_env(cluster, tmp_path), log_level="warning")
+                                               tenants: list[Tenant], tmp_path: Path, caching: list[str]) -> None:
+    # The opt-in caches key everything on the identity: they must not hand one tenant's value to another,
+    # nor a value to a caller that Vault refuses (a refusal is never cached).
+    daemon = daemon_factory(["vault"], ["--vault-addr", cluster.bao.address, "--max-concurrent-mounts", "8",
+                                        *caching], env=daemon_env(cluster, tmp_path), log_level="warning")
     idle = process_counts(daemon.process.pid)
     with ThreadPoolExecutor(50) as pool:  # 50 callers against 8 workers: the warm-up fills every pool
         warm_up = list(pool.map(lambda i: one_mount(daemon, cluster, tenants, i), range(MOUNTS)))
