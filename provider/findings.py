@@ -71,6 +71,15 @@ class Findings:
             raise self._errors[0]
 
 
+def checked(check: Callable[[Findings], T | None]) -> T:
+    """What a collecting check returns, raising the first error it recorded: a mount's use of the pass."""
+    findings = Findings()
+    result = check(findings)
+    findings.raise_first()
+    assert result is not None, "a check that recorded no error returns its result"
+    return result
+
+
 def nearest(name: str, known: tuple[str, ...]) -> str:
     """The known name closest to a misspelt one ('' when none is close): `filePermision` → `filePermission`."""
     matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
 from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.errors import ErrorKind, ProviderError, invalid
-from provider.findings import Findings, nearest
+from provider.findings import Findings, checked, nearest
 from provider.policy import EndpointPolicy
 from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
 from provider.templates import TEMPLATES_PARAMETER
@@ -103,11 +103,7 @@ def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
     """Check the whole request, in the official provider's order, and return what to fetch.
 
     Raises the first problem; `check_plan` has them all."""
-    findings = Findings()
-    plan = check_plan(ctx, options, findings)
-    findings.raise_first()
-    assert plan is not None
-    return plan
+    return checked(lambda findings: check_plan(ctx, options, findings))
 
 
 def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> AzurePlan | None:

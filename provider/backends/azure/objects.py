@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from provider.errors import ProviderError, invalid
-from provider.findings import Findings, nearest
+from provider.findings import Findings, checked, nearest
 from provider.output import path_problem
 
 OBJECT_TYPES = ("secret", "key", "cert")
@@ -114,10 +114,7 @@ _StringLoader.yaml_implicit_resolvers = {
 
 def parse_objects(raw: str) -> list[KeyVaultObject]:
     """`objects` → checked objects, in SPC order. INVALID_ARGUMENT on the first problem."""
-    findings = Findings()
-    objects = check_objects(raw, findings)
-    findings.raise_first()
-    return objects
+    return checked(lambda findings: check_objects(raw, findings))
 
 
 def check_objects(raw: str, findings: Findings) -> list[KeyVaultObject]:
@@ -153,11 +150,7 @@ def _elements(raw: str) -> list[Any]:
 
 def parse_object(index: int, element: Any) -> KeyVaultObject:
     """One element → a checked object; INVALID_ARGUMENT on its first problem."""
-    findings = Findings()
-    obj = check_object(index, element, findings)
-    findings.raise_first()
-    assert obj is not None
-    return obj
+    return checked(lambda findings: check_object(index, element, findings))
 
 
 def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject | None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from provider.backends.vault.objects import VaultObject, check_objects
 from provider.backends.vault.unknown import unknown_parameters
 from provider.errors import ErrorKind, ProviderError, invalid
-from provider.findings import Findings
+from provider.findings import Findings, checked
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
 
@@ -129,11 +129,7 @@ def parse_plan(ctx: MountContext, defaults: Defaults) -> VaultPlan:
     """Check the SPC parameters and objects of one mount against the daemon defaults. No I/O.
 
     Raises the first problem; `check_plan` has them all."""
-    findings = Findings()
-    plan = check_plan(ctx, defaults, findings)
-    findings.raise_first()
-    assert plan is not None
-    return plan
+    return checked(lambda findings: check_plan(ctx, defaults, findings))
 
 
 def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> VaultPlan | None:

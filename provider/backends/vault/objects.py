@@ -22,7 +22,7 @@ import yaml
 
 from provider.backends.vault.render import go_json
 from provider.errors import ProviderError, invalid
-from provider.findings import Findings, nearest
+from provider.findings import Findings, checked, nearest
 from provider.output import path_problem
 
 FIELDS = ("objectName", "secretPath", "secretKey", "method", "secretArgs", "encoding", "filePermission")
@@ -77,10 +77,7 @@ class VaultObject:
 
 def parse_objects(text: str, spc: str) -> tuple[VaultObject, ...]:
     """Parse and check the objects list; raises the first INVALID_ARGUMENT, naming the object and field."""
-    findings = Findings()
-    objects = check_objects(text, spc, findings)
-    findings.raise_first()
-    return objects
+    return checked(lambda findings: check_objects(text, spc, findings))
 
 
 def check_objects(text: str, spc: str, findings: Findings) -> tuple[VaultObject, ...]:
