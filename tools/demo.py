@@ -64,6 +64,24 @@ def show(program: str, args: list[str], work: Path) -> None:
     print(f"   $ {text}", flush=True)
 
 
+def run_shown(command: list[str], work: Path, env: dict[str, str]) -> int:
+    """Show a provider command as a reader would type it, run it, print its output; its exit status."""
+    show("secrets-store-csi-provider", command[3:], work)
+    done = subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True)
+    print(done.stdout, end="")
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+    return done.returncode
+
+
+def mount_like(seed_mount: list[str], spc: Path, target: Path) -> list[str]:
+    """The seed article's mount command for another SPC and target directory."""
+    spc_at = seed_mount.index("mount") + 1
+    mount = [*seed_mount[:spc_at], str(spc.relative_to(ROOT)), *seed_mount[spc_at + 1:]]
+    mount[mount.index("--target") + 1] = str(target)
+    return mount
+
+
 def free_port_pair() -> int:
     """A free port whose successor is free too (the dev server puts its cluster listener there)."""
     while True:
@@ -183,13 +201,10 @@ def main() -> int:
                          "--socket", str(socket_path), "--namespace", NAMESPACE, "--service-account",
                          SERVICE_ACCOUNT, "--pod", POD, "--token", f"vault={token_file}",
                          "--attribute", f"vaultAddress={address}", "--log-format", "text"]
-                show("secrets-store-csi-provider", mount[3:], work)
-                done = subprocess.run(mount, cwd=ROOT, env=clean, text=True, capture_output=True)
-                print(done.stdout, end="")
-                if done.returncode != 0:
-                    print(done.stderr, file=sys.stderr)
+                failed = run_shown(mount, work, clean)
+                if failed:
                     print(f"daemon log:\n{(work / 'daemon.log').read_text(errors='replace')[-3000:]}", file=sys.stderr)
-                    return done.returncode
+                    return failed
                 step(f"The mounted file: {(TARGET / 'db-password').relative_to(ROOT)}")
                 print(f"   $ cat {(TARGET / 'db-password').relative_to(ROOT)}")
                 print((TARGET / "db-password").read_text())
@@ -213,24 +228,15 @@ def beyond_the_official_provider(bao_cli: Callable[..., None], seed_mount: list[
             f"bound_subject=system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}", "token_policies=app-config",
             "token_ttl=20m")
     lint = [sys.executable, "-m", "provider", "lint", str(CONFIG_SPC.relative_to(ROOT))]
-    show("secrets-store-csi-provider", lint[3:], work)
-    checked = subprocess.run(lint, cwd=ROOT, env=env, text=True, capture_output=True)
-    print(checked.stdout, end="")
-    if checked.returncode != 0:
-        print(checked.stderr, file=sys.stderr)
-        return checked.returncode
+    failed = run_shown(lint, work, env)
+    if failed:
+        return failed
     shutil.rmtree(CONFIG_TARGET, ignore_errors=True)
-    spc_at = seed_mount.index("mount") + 1
-    mount = [*seed_mount[:spc_at], str(CONFIG_SPC.relative_to(ROOT)), *seed_mount[spc_at + 1:]]
-    mount[mount.index("--target") + 1] = str(CONFIG_TARGET)
+    mount = mount_like(seed_mount, CONFIG_SPC, CONFIG_TARGET)
     for what in ("Mount it for the same pod", "Mount it again, as the driver's rotation poll does: same versions"):
         step(what)
-        show("secrets-store-csi-provider", mount[3:], work)
-        done = subprocess.run(mount, cwd=ROOT, env=env, text=True, capture_output=True)
-        print(done.stdout, end="")
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            return done.returncode
+        if failed := run_shown(mount, work, env):
+            return failed
     pgpass = CONFIG_TARGET / ".pgpass"
     step(f"The mounted files: {CONFIG_TARGET.relative_to(ROOT)}")
     print(f"   $ ls {CONFIG_TARGET.relative_to(ROOT)}/db")
@@ -257,19 +263,13 @@ def leased_certificate(bao_cli: Callable[..., None], operator: dict[str, str], s
     token_file.write_text(token)
     token_file.chmod(0o600)
     shutil.rmtree(PKI_TARGET, ignore_errors=True)
-    spc_at = seed_mount.index("mount") + 1
-    mount = [*seed_mount[:spc_at], str(PKI_SPC.relative_to(ROOT)), *seed_mount[spc_at + 1:]]
-    mount[mount.index("--target") + 1] = str(PKI_TARGET)
+    mount = mount_like(seed_mount, PKI_SPC, PKI_TARGET)
     mount[mount.index("--token") + 1] = f"vault-pki={token_file}"
     for what in ("Mount it for pod default/webapp, audience vault-pki: a certificate with a 24h lease",
                  "Poll again, as the driver's rotation does: the same certificate while its lease is young"):
         step(what)
-        show("secrets-store-csi-provider", mount[3:], work)
-        done = subprocess.run(mount, cwd=ROOT, env=env, text=True, capture_output=True)
-        print(done.stdout, end="")
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            return done.returncode
+        if failed := run_shown(mount, work, env):
+            return failed
     step("One lease in OpenBao for both mounts")
     print("   $ bao list sys/leases/lookup/pki/issue/example-dot-com")
     listed = subprocess.run([find_bao(), "list", "sys/leases/lookup/pki/issue/example-dot-com"], env=operator,
