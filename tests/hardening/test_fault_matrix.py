@@ -205,8 +205,9 @@ AZURE_FAULTS = [
      r"^object 0 \(secret 'secret1'\): Key Vault https://kv-faults-\w+\.vault\.azure\.net/ is unavailable "
      r"after 4 attempts \(HTTP 500 InternalServerError: injected 500\)$"),
     ("slower than the deadline", {"path": r"^/secrets/secret1/", "status": None, "delay": 4.0},
-     grpc.StatusCode.DEADLINE_EXCEEDED, r"^Key Vault did not answer before the mount's deadline \(reading objects\); "
-     r"check the vault's latency and throttling$"),
+     grpc.StatusCode.DEADLINE_EXCEEDED, r"^Key Vault did not answer before the mount's deadline \(reading objects: "
+     r"object 0 \(secret 'secret1'\) in https://kv-faults-\w+\.vault\.azure\.net/\); check the vault's latency "
+     r"and throttling$"),
 ]
 
 

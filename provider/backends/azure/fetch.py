@@ -65,18 +65,21 @@ def fetch_files(plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: 
         histories = {
             item.obj.index: pool.submit(reader.list_versions, item) for item in plan.objects if item.obj.syncs_history
         }
-        _await(histories.values(), deadline, "listing object versions")
+        _await({histories[i.obj.index]: _where(i) for i in plan.objects if i.obj.syncs_history}, deadline,
+               "listing object versions")
         wanted = [
             (item, histories[item.obj.index].result() if item.obj.syncs_history else [item.obj.version])
             for item in plan.objects
         ]
         gets: dict[tuple[str, str, str, str], Future[content.Fetched]] = {}
+        waiting: dict[Future[Any], str] = {}
         for item, versions in wanted:
             for version in versions:
                 key = (item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())
                 if key not in gets:
                     gets[key] = pool.submit(reader.get, item, version)
-        _await(gets.values(), deadline, "reading objects")
+                    waiting[gets[key]] = _where(item)
+        _await(waiting, deadline, "reading objects")
         files: list[SecretFile] = []
         for item, versions in wanted:
             for index, version in enumerate(versions):
@@ -87,17 +90,25 @@ def fetch_files(plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: 
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _await(futures: Any, deadline: float, stage: str) -> None:
+def _where(item: PlannedObject) -> str:
+    return f"{item.obj.describe()} in {item.vault_url}"
+
+
+def _await(futures: Mapping[Future[Any], str], deadline: float, stage: str) -> None:
+    """Wait for every future (each with what it reads); the first failure, or DEADLINE_EXCEEDED naming what
+    was still unanswered."""
     pending = list(futures)
     done, not_done = wait(pending, timeout=time_left(deadline, stage), return_when=FIRST_EXCEPTION)
     failed = [f for f in pending if f in done and f.exception() is not None]
     if failed:
         raise failed[0].exception()  # type: ignore[misc]
     if not_done:
+        late = [futures[f] for f in pending if f in not_done]
+        more = f" and {len(late) - 3} more" if len(late) > 3 else ""
         raise ProviderError(
             ErrorKind.DEADLINE_EXCEEDED,
-            f"Key Vault did not answer before the mount's deadline ({stage}); check the vault's latency and "
-            "throttling",
+            f"Key Vault did not answer before the mount's deadline ({stage}: {'; '.join(late[:3])}{more}); "
+            "check the vault's latency and throttling",
         )
 
 
