@@ -91,6 +91,7 @@ def test_vault_paths_leak_nothing(vault_daemon: Observed, cluster: Cluster, prox
         assert mount(value, **via).code is grpc.StatusCode.UNAUTHENTICATED
     finally:
         proxy.clear()
+    assert '"jwt": "[REDACTED]"' in errors[-1], "the echoed login body reached the message, redacted"
     warm = new_pod()
     assert mount(value, pod=warm, **via).files is not None
     for status in (400, 500):
@@ -99,6 +100,7 @@ def test_vault_paths_leak_nothing(vault_daemon: Observed, cluster: Cluster, prox
             assert mount(value, pod=warm, **via).code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE)
         finally:
             proxy.clear()
+        assert "'x-vault-token': '[REDACTED]'" in errors[-1], "the echoed token reached the message, redacted"
     errors += malformed_requests(daemon.socket_path("vault"), jwts[-1])
     markers = {"the secret value": VALUE, "a nodePublishSecretRef client secret": CLIENT_SECRET,
                "the root token": cluster.bao.root_token}
@@ -182,7 +184,8 @@ class Echo:
                 return Reply(400, {"error": "invalid_client", "error_codes": [7000215],
                                    "error_description": f"AADSTS7000215: Invalid client secret provided in {form}. "
                                                         f"Trace ID: {uuid.uuid4()}"}, {})
-            return error(400, "BadParameter", f"The request with headers {headers} is not valid.")
+            return error(400, "BadParameter", f"The authorization {headers.get('authorization')} is not valid for "
+                                              f"a request with headers {headers}.")
 
         monkeypatch.setattr(world.fake, "route", route)
 
@@ -242,5 +245,8 @@ def test_azure_paths_leak_nothing(azure: tuple[Mounts, Observed], monkeypatch: p
     outputs = {"logs": observed.daemon.logs(), "stdout": observed.daemon.stdout(), "gRPC errors": "\n".join(errors),
                "metrics": metrics_in_sandbox(observed), "audit records": observed.audit()}
     assert len(errors) == 6, errors
-    assert any("AADSTS7000215" in e for e in errors), "the echoing Entra ID error reached the message"
+    assert any("AADSTS7000215" in e and "'client_secret': '[REDACTED]'" in e for e in errors), \
+        "the echoing Entra ID error reached the message, redacted"
+    assert any("'client_assertion': '[REDACTED]'" in e for e in errors)
+    assert any("The authorization Bearer [REDACTED] is not valid" in e for e in errors)
     check_outputs(outputs, markers)
