@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -97,7 +96,3 @@ def vault_mount(daemon: Daemon, cluster: Cluster, pod: PodIdentity, objects: str
         return Outcome(None, exc.code(), exc.details() or "", time.monotonic() - started)
     check_response(response)
     return Outcome({f.path: f.contents for f in response.files}, None, "", time.monotonic() - started)
-
-
-def as_text(outcome: Any) -> str:
-    return f"{outcome.code}: {outcome.details}" if outcome.code else "ok"

@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from provider.localdriver import build_mount_request, call_mount
-from tests.hardening.conftest import new_pod, vault_mount
+from tests.hardening.conftest import Observed, new_pod, vault_mount
 from tests.hardening.faultproxy import FaultProxy
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, start_sandboxed  # noqa: F401 - fixtures
@@ -186,8 +186,8 @@ def test_a_file_inside_that_is_not_what_it_should_be_is_refused_without_its_cont
     assert vault_mount(policy_daemon, cluster, new_pod(), OBJECTS, timeout=DEADLINE, roleName="kv-role").files
 
 
-def test_without_allowed_files_dir_no_file_parameter_is_accepted(vault_daemon: object, cluster: Cluster) -> None:
-    daemon = vault_daemon.daemon  # type: ignore[attr-defined]
+def test_without_allowed_files_dir_no_file_parameter_is_accepted(vault_daemon: Observed, cluster: Cluster) -> None:
+    daemon = vault_daemon.daemon
     for name in ("vaultCACertPath", "vaultCADirectory", "vaultTLSClientCertPath"):
         parameters = {name: "/etc/ssl/certs"}
         if name == "vaultTLSClientCertPath":
