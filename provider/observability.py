@@ -61,7 +61,9 @@ class KnownSecrets:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
-        self._snapshot: tuple[str, ...] = ()
+        # First MIN_LENGTH characters → the values starting with them: a text is looked up window by window
+        # instead of searched once per known value (a thousand values would cost that for every log field).
+        self._by_prefix: dict[str, tuple[str, ...]] = {}
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
@@ -74,13 +76,21 @@ class KnownSecrets:
                 self._values.move_to_end(value)
             while len(self._values) > self.LIMIT:
                 self._values.popitem(last=False)
-            if changed:  # longest first, so a secret containing another is removed whole
-                self._snapshot = tuple(sorted(self._values, key=len, reverse=True))
+            if changed:
+                index: dict[str, list[str]] = {}
+                for known in self._values:
+                    index.setdefault(known[: self.MIN_LENGTH], []).append(known)
+                self._by_prefix = {prefix: tuple(group) for prefix, group in index.items()}
 
     def scrub(self, text: str) -> str:
-        for value in self._snapshot:
-            if value in text:
-                text = text.replace(value, REDACTED)
+        by_prefix = self._by_prefix
+        if len(text) < self.MIN_LENGTH or not by_prefix:
+            return text
+        size = self.MIN_LENGTH
+        windows = {text[i:i + size] for i in range(len(text) - size + 1)}
+        found = [value for prefix in windows & by_prefix.keys() for value in by_prefix[prefix] if value in text]
+        for value in sorted(found, key=len, reverse=True):  # a secret containing another is removed whole
+            text = text.replace(value, REDACTED)
         return text
 
 
