@@ -14,12 +14,14 @@ Together with test_request_and_output_fuzz.py this keeps `make test` above 10,00
 
 from __future__ import annotations
 
+import atexit
 import base64
 import builtins
 import contextlib
 import json
 import os
 import posixpath
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -74,6 +76,8 @@ MARKERS = (POD_JWT, CLIENT_SECRET)
 # An --allowed-files-dir with a CA file, a directory, a cloud file and a symlink that leads out of it.
 ALLOWED_DIR = Path(tempfile.mkdtemp(prefix="fuzz-allowed-"))
 OUTSIDE_DIR = Path(tempfile.mkdtemp(prefix="fuzz-outside-"))
+for _made in (ALLOWED_DIR, OUTSIDE_DIR):
+    atexit.register(shutil.rmtree, _made, ignore_errors=True)
 (ALLOWED_DIR / "cas").mkdir()
 (ALLOWED_DIR / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
 (ALLOWED_DIR / "cloud.json").write_text(json.dumps({
