@@ -3,9 +3,9 @@
 Anyone who can create a SecretProviderClass (or set pod volumeAttributes) in any namespace controls
 every parameter we read. Left unchecked, an SPC can send pod tokens to an address of its choosing or
 make the provider read a file from its own filesystem (a CA bundle parameter naming a key file).
-Operators narrow this with two flags: `--allowed-vault-addresses` (URL prefixes) and
-`--allowed-files-dir` (the only directory SPC file parameters may name). Daemon flags themselves are
-trusted: they are the operator's.
+Operators narrow this with `--allowed-vault-addresses` (URL prefixes), `--allowed-files-dir` (the only
+directory SPC file parameters may name) and `--deny-node-identity` (no SPC may use the node's identity).
+Daemon flags themselves are trusted: they are the operator's.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class EndpointPolicy:
 
     allowed_vault_addresses: tuple[str, ...] = ()
     allowed_files_dir: str = ""
+    # Azure useVMManagedIdentity hands the SPC the node's identity: explicit in the SPC, as the official
+    # provider allows, but an operator of a shared cluster can refuse it.
+    allow_node_identity: bool = True
 
     def check_vault_address(self, address: str, source: str) -> None:
         if self.allowed_vault_addresses and not address_allowed(address, self.allowed_vault_addresses):
@@ -62,6 +65,14 @@ class EndpointPolicy:
                 ErrorKind.PERMISSION_DENIED,
                 f"{source} {address!r} is not allowed by this provider's --allowed-vault-addresses; "
                 "use an allowed address or ask the cluster operator to add it",
+            )
+
+    def check_node_identity(self, parameter: str) -> None:
+        if not self.allow_node_identity:
+            raise ProviderError(
+                ErrorKind.PERMISSION_DENIED,
+                f"{parameter} asks for the node's managed identity, which this provider refuses "
+                "(--deny-node-identity); use workload identity (clientID) instead",
             )
 
     def resolve_spc_file(self, path: str, parameter: str) -> str:
@@ -91,6 +102,8 @@ def add_policy_arguments(parser: object) -> None:
         help="comma-separated URL prefixes SPCs may name as vaultAddress (default: any; unsafe on shared clusters)")
     add("--allowed-files-dir", default="",
         help="the only directory whose files SPC parameters (CA, client cert/key, cloud env) may name")
+    add("--deny-node-identity", action="store_true",
+        help="refuse SPCs that ask for the node's managed identity (Azure useVMManagedIdentity)")
 
 
 def policy_from_args(args: object) -> EndpointPolicy:
@@ -98,4 +111,5 @@ def policy_from_args(args: object) -> EndpointPolicy:
     return EndpointPolicy(
         allowed_vault_addresses=tuple(a.strip() for a in addresses.split(",") if a.strip()),
         allowed_files_dir=getattr(args, "allowed_files_dir", "") or "",
+        allow_node_identity=not getattr(args, "deny_node_identity", False),
     )

@@ -252,3 +252,31 @@ def test_vault_without_pod_info_fails_closed_before_any_request(policy_daemon: D
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "the CSIDriver needs podInfoOnMount: true" in (caught.value.details() or "")
     assert proxy.requests(since=mark) == [], "a request left the provider without a pod to act for"
+
+
+@pytest.fixture(scope="module")
+def no_node_identity(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+    daemon: SandboxedDaemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-no-node-identity"),
+                                              ["--deny-node-identity"])
+    yield Mounts(azure_world, daemon)
+    daemon.stop()
+
+
+@pytest.mark.parametrize("user_assigned", [False, True])
+def test_deny_node_identity_refuses_the_node_identity_before_asking_imds(no_node_identity: Mounts,
+                                                                         user_assigned: bool) -> None:
+    world = no_node_identity.world
+    vault = world.vault(f"kv-node-{uuid.uuid4().hex[:6]}")
+    vault.set_secret("secret1", "node identity value")
+    objects = [{"objectName": "secret1", "objectType": "secret"}]
+    params = {"keyvaultName": vault.name, "tenantID": world.tenant_id, "useVMManagedIdentity": "true"}
+    if user_assigned:
+        params["userAssignedIdentityID"] = world.user_identity.client_id
+    asked_before = len(world.fake.records("^/metadata/identity/oauth2/token"))
+    failure = no_node_identity.error(params, objects, timeout=DEADLINE)
+    assert failure.code() is DENIED, failure.details()
+    assert "useVMManagedIdentity asks for the node's managed identity" in (failure.details() or "")
+    assert "--deny-node-identity" in (failure.details() or "")
+    assert len(world.fake.records("^/metadata/identity/oauth2/token")) == asked_before, "IMDS was asked"
+    workload = world.workload(vault.name)  # the pod's own identity still works
+    assert files_of(no_node_identity.mount(workload, objects)) == {"secret1": b"node identity value"}

@@ -81,3 +81,11 @@ def test_a_nul_byte_in_a_file_parameter_is_a_clean_refusal(tmp_path: Path) -> No
         EndpointPolicy(allowed_files_dir=str(tmp_path)).resolve_spc_file("ca.pem\x00../x", "vaultCACertPath")
     assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
     assert "vaultCACertPath" in caught.value.message and "NUL" in caught.value.message
+
+
+def test_node_identity_is_allowed_unless_denied() -> None:
+    EndpointPolicy().check_node_identity("useVMManagedIdentity")
+    with pytest.raises(ProviderError) as caught:
+        EndpointPolicy(allow_node_identity=False).check_node_identity("useVMManagedIdentity")
+    assert caught.value.kind is ErrorKind.PERMISSION_DENIED
+    assert "--deny-node-identity" in caught.value.message

@@ -145,6 +145,8 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
             "useAzureTokenProxy (AKS identity binding) is not supported by this provider: use workload "
             f"identity (clientID and the {WORKLOAD_IDENTITY_AUDIENCE} token audience) instead"
         ))
+    if use_vm_identity:
+        findings.attempt(lambda: options.policy.check_node_identity("useVMManagedIdentity"))
     identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity))
     objects = check_objects(ctx.parameters.get("objects", ""), findings)
     url = findings.attempt(lambda: vault_url(vault_name, cloud)) if vault_name and cloud else None
