@@ -27,6 +27,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from demo import show, step  # the Vault demo's way of printing steps and commands (same directory)
+
 ROOT = Path(__file__).resolve().parents[1]
 SPC = ROOT / "deploy" / "examples" / "azure" / "spc-azure-kvname-podid.yaml"
 TARGET = ROOT / "demo-out" / "azure"
@@ -35,15 +37,6 @@ CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 NAMESPACE, SERVICE_ACCOUNT, POD = "default", "workload-identity-sa", "busybox-secrets-store-inline-wi"
 AUDIENCE = "api://AzureADTokenExchange"
 SECRET_VALUE = "Hello from Key Vault (the fake one)"
-
-
-def step(text: str) -> None:
-    print(f"\n==> {text}", flush=True)
-
-
-def show(program: str, args: list[str], work: Path) -> None:
-    text = " ".join([program, *args]).replace(str(work), "$TMP").replace(f"{ROOT}/", "")
-    print(f"   $ {text}", flush=True)
 
 
 @contextlib.contextmanager
