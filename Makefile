@@ -24,10 +24,12 @@ demo-azure: venv
 ## The whole test suite (what .ci/run calls).
 test: venv
 	$(PY) -m ruff check provider tests tools
+	$(PY) -m mypy provider
 	$(PY) -m pytest -q tests
 
 lint: venv
 	$(PY) -m ruff check provider tests tools
+	$(PY) -m mypy provider
 
 ## Regenerate provider/_proto from proto/ (a test fails when they disagree).
 proto: venv

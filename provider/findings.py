@@ -10,7 +10,7 @@ import difflib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from provider.errors import ProviderError
 
@@ -33,7 +33,7 @@ class Finding:
     severity: str
     message: str
     key: str = field(default="", compare=False)
-    fields: Mapping[str, object] = field(default_factory=dict, compare=False, hash=False)
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 class Findings:

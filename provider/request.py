@@ -97,7 +97,7 @@ def parse_permission(permission: str) -> int:
         return DEFAULT_MODE
     try:
         value = json.loads(permission)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise invalid(
             "permission is not a decimal JSON number (the driver sends \"420\" for 0644)"
         ) from None
@@ -115,8 +115,10 @@ def _string_map(raw: str, name: str, allow_null: bool) -> dict[str, str]:
         raise invalid(f"{name} is empty: the driver always sends the SecretProviderClass parameters")
     try:
         value: Any = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise invalid(f"{name} is not valid JSON (error at line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        raise invalid(f"{name} is not valid JSON") from None
     if value is None and allow_null:
         return {}
     if not isinstance(value, dict):
@@ -132,7 +134,7 @@ def _parse_tokens(raw: str | None) -> dict[str, ServiceAccountToken]:
         return {}
     try:
         value: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise invalid(f"{SERVICE_ACCOUNT_TOKENS} is not valid JSON") from None
     if not isinstance(value, dict):
         raise invalid(f"{SERVICE_ACCOUNT_TOKENS} must be a JSON object keyed by audience")

@@ -87,6 +87,10 @@ def test_permission_is_decimal(permission: str, mode: int) -> None:
         (attrs(), "null", "-1", "permission"),
         (attrs(), "null", "512", "permission"),
         (attrs(), "null", "2147483647", "permission"),
+        ("[" * 100_000, "null", "420", "attributes"),  # deeper than the JSON parser recurses
+        (attrs(), "[" * 100_000, "420", "secrets"),
+        (attrs(), "null", "[" * 100_000, "permission"),
+        (attrs(**{SERVICE_ACCOUNT_TOKENS: "[" * 100_000}), "null", "420", SERVICE_ACCOUNT_TOKENS),
         (attrs(**{SERVICE_ACCOUNT_TOKENS: "not json"}), "null", "420", SERVICE_ACCOUNT_TOKENS),
         (attrs(**{SERVICE_ACCOUNT_TOKENS: "[1]"}), "null", "420", SERVICE_ACCOUNT_TOKENS),
         (attrs(**{SERVICE_ACCOUNT_TOKENS: '{"vault": "tok"}'}), "null", "420", SERVICE_ACCOUNT_TOKENS),

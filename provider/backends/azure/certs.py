@@ -134,7 +134,7 @@ def chain_order(certs: Sequence[x509.Certificate]) -> list[int] | None:
 
 def _extension_value(cert: x509.Certificate, kind: type) -> bytes | None:
     try:
-        value = cert.extensions.get_extension_for_class(kind).value
+        value: x509.ExtensionType = cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
     if isinstance(value, x509.AuthorityKeyIdentifier):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -115,7 +116,7 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
         findings.error(invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)"))
     params = {key: value.strip() for key, value in ctx.parameters.items()}
     use_pod_identity, use_vm_identity, use_token_proxy = (
-        bool(findings.attempt(lambda name=name: parse_bool(params.get(name, ""), name)))
+        bool(findings.attempt(functools.partial(parse_bool, params.get(name, ""), name)))
         for name in ("usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy")
     )
     if use_pod_identity + use_vm_identity + use_token_proxy > 1:
@@ -257,7 +258,7 @@ def plan_objects(objects: list[KeyVaultObject], spc_vault: str, spc_url: str, cl
     located: list[tuple[KeyVaultObject, str, str]] = []
     for obj in objects:
         if obj.vault_name and obj.vault_name.lower() != spc_vault.lower():
-            url = findings.attempt(lambda obj=obj: _own_vault_url(obj, cloud), obj.label)
+            url = findings.attempt(functools.partial(_own_vault_url, obj, cloud), obj.label)
             located.append((obj, url or "", f"{obj.vault_name.lower()}/{obj.plain_id}"))
         else:
             located.append((obj, spc_url, obj.plain_id))

@@ -188,27 +188,27 @@ class _Reader:
             raise sdk_errors.translate(exc, what, name, item.vault_url, self._plan.identity) from None
 
 
-def _secret(client: SecretClient, name: str, version: str, timeouts: dict[str, float]) -> content.SecretValue:
+def _secret(client: SecretClient, name: str, version: str, timeouts: dict[str, Any]) -> content.SecretValue:
     secret = client.get_secret(name, version or None, **timeouts)
     props = secret.properties
     return content.SecretValue(secret.value, props.content_type, props.key_id, version_from_id(secret.id) or "")
 
 
-def _key(client: KeyClient, name: str, version: str, timeouts: dict[str, float]) -> content.KeyValue:
+def _key(client: KeyClient, name: str, version: str, timeouts: dict[str, Any]) -> content.KeyValue:
     key = client.get_key(name, version or None, **timeouts)
-    jwk = key.key
+    jwk: Any = key.key  # JsonWebKey sets its fields dynamically
     fields: dict[str, bytes | str | None] = {
         "n": jwk.n, "e": jwk.e, "x": jwk.x, "y": jwk.y, "crv": _text(jwk.crv),
     }
     return content.KeyValue(_text(jwk.kty) or "", fields, version_from_id(key.id) or "")
 
 
-def _cert(client: CertificateClient, name: str, version: str, timeouts: dict[str, float]) -> content.CertificateValue:
+def _cert(client: CertificateClient, name: str, version: str, timeouts: dict[str, Any]) -> content.CertificateValue:
     if version:
         cert = client.get_certificate_version(name, version, **timeouts)
     else:
         cert = client.get_certificate(name, **timeouts)
-    return content.CertificateValue(cert.cer, version_from_id(cert.id) or "")
+    return content.CertificateValue(bytes(cert.cer) if cert.cer is not None else None, version_from_id(cert.id) or "")
 
 
 def _text(value: Any) -> str | None:

@@ -10,6 +10,7 @@ a YAML mapping as well as a YAML string.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -169,7 +170,7 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
                        label)
         return None
     before = findings.error_count
-    text = {key: findings.attempt(lambda key=key: _scalar(index, key, fields.get(key)), label) or ""
+    text = {key: findings.attempt(functools.partial(_scalar, index, key, fields.get(key)), label) or ""
             for key in FIELDS}
     label = text["objectName"] or label
     for key in sorted(str(key) for key in fields if key not in KNOWN_FIELDS):
@@ -193,8 +194,8 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
     )
     for problem in object_problems(obj, text):
         findings.error(problem, label)
-    obj = findings.attempt(lambda: _with_mode(obj, text["filePermission"]), label)
-    return obj if findings.error_count == before else None
+    with_mode = findings.attempt(lambda: _with_mode(obj, text["filePermission"]), label)
+    return with_mode if findings.error_count == before else None
 
 
 def object_problems(obj: KeyVaultObject, text: Mapping[str, str]) -> list[ProviderError]:

@@ -41,7 +41,7 @@ def transient(exc: BaseException) -> tuple[bool, float | None]:
     if isinstance(exc, ClientAuthenticationError):
         return False, None
     if isinstance(exc, HttpResponseError) and exc.status_code in RETRY_STATUSES:
-        headers = exc.response.headers if exc.response is not None else {}
+        headers = getattr(exc.response, "headers", None) or {}
         return True, retry_after(headers)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return not unresolvable(exc), None

@@ -160,7 +160,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     before = findings.error_count
     given: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
-        key = findings.attempt(lambda node=key_node: _text(node), label)
+        key = findings.attempt(functools.partial(_text, key_node), label)
         if key is not None and key in given:
             findings.error(invalid(f"{where}: field {key!r} is given twice"), label)
         elif key is not None:
@@ -310,7 +310,7 @@ def _core_value(node: yaml.Node, where: str) -> Any:
     if isinstance(node, yaml.SequenceNode):
         return [_core_value(item, where) for item in node.value]
     text = str(node.value)
-    if node.style is not None:  # quoted or block scalars are strings, whatever they look like
+    if getattr(node, "style", None) is not None:  # quoted or block scalars are strings, whatever they look like
         return text
     return _core_scalar(text, where)
 
