@@ -87,6 +87,8 @@ def parse_templates(parameters: Mapping[str, str]) -> tuple[Template, ...]:
         return ()
     try:
         entries = yaml.safe_load(raw)
+    except RecursionError:
+        raise invalid("templates nests deeper than any list of templates") from None
     except yaml.YAMLError as exc:
         raise invalid(f"templates is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(entries, list):

@@ -134,6 +134,8 @@ def _elements(raw: str) -> list[Any]:
         raise invalid("objects is not set: list the Key Vault objects to mount (objects: | array: ...)")
     try:
         document = yaml.safe_load(raw)
+    except RecursionError:
+        raise invalid("objects nests deeper than any list of object descriptions") from None
     except yaml.YAMLError as exc:
         raise invalid(f"objects is not valid YAML ({_yaml_where(exc)})") from None
     if not isinstance(document, dict) or "array" not in document:
@@ -160,6 +162,9 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
     if isinstance(element, str):
         try:
             fields = yaml.load(element, Loader=_StringLoader)
+        except RecursionError:
+            findings.error(invalid(f"object {index} in objects nests deeper than any object description"), label)
+            return None
         except yaml.YAMLError as exc:
             findings.error(invalid(f"object {index} in objects is not valid YAML ({_yaml_where(exc)})"), label)
             return None

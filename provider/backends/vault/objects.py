@@ -130,6 +130,8 @@ def _compose(text: str, spc: str) -> yaml.Node | None:
         return None
     try:
         node = _composed(text)
+    except RecursionError:
+        raise invalid(f"SecretProviderClass {spc}: 'objects' nests deeper than any object description") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
