@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import yaml
 
 from provider.backends.vault.render import go_json
+from provider.backends.vault.yamlcore import composed, core_value, integer, scalar_text
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked, nearest
 from provider.output import path_problem
@@ -35,13 +35,7 @@ ALL_KEYS = "*"
 # Fields of old releases, and what became of them (CHANGELOG 0.1.0 and 1.0.0).
 HISTORIC = {"objectPath": "secretPath", "objectVersion": "", "objectType": "", "objectAlias": "objectName"}
 
-_NULL = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_OCTAL_LEGACY = re.compile(r"^[-+]?0[0-7]+$")
-_INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)$")
-_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_MAX_NUMBER_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -103,7 +97,7 @@ def _object_nodes(root: yaml.Node | None, spc: str) -> list[yaml.Node]:
     if root is None:
         raise invalid(f"SecretProviderClass {spc}: no secrets configured - the provider will not read any secret "
                       "material; list them under 'objects'")
-    if isinstance(root, yaml.MappingNode) and any(_text(k) == "array" for k, _ in root.value):
+    if isinstance(root, yaml.MappingNode) and any(scalar_text(k) == "array" for k, _ in root.value):
         raise invalid(f"SecretProviderClass {spc}: 'objects' uses the 'array:' wrapper removed in 0.1.0; "
                       "list the objects directly")
     if not isinstance(root, yaml.SequenceNode):
@@ -129,7 +123,7 @@ def _compose(text: str, spc: str) -> yaml.Node | None:
     if not text.strip():
         return None
     try:
-        node = _composed(text)
+        node = composed(text)
     except RecursionError:
         raise invalid(f"SecretProviderClass {spc}: 'objects' nests deeper than any object description") from None
     except yaml.YAMLError as exc:
@@ -139,14 +133,6 @@ def _compose(text: str, spc: str) -> yaml.Node | None:
         raise invalid(f"SecretProviderClass {spc}: 'objects' is not valid YAML: {problem}{where}") from None
     if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
         return None
-    return node
-
-
-@functools.lru_cache(maxsize=128)
-def _composed(text: str) -> yaml.Node | None:
-    """The YAML tree of an objects text, kept: every rotation poll of a pod sends the same text, and composing
-    ten objects costs about 1.5 ms of a mount. The tree is only read, never changed; errors are not kept."""
-    node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     return node
 
 
@@ -162,7 +148,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     before = findings.error_count
     given: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
-        key = findings.attempt(functools.partial(_text, key_node), label)
+        key = findings.attempt(functools.partial(scalar_text, key_node), label)
         if key is not None and key in given:
             findings.error(invalid(f"{where}: field {key!r} is given twice"), label)
         elif key is not None:
@@ -256,12 +242,6 @@ def ensure_v1_prefix(path: str) -> str:
     return "/v1" + path if path.startswith("/") else "/v1/" + path
 
 
-def _text(node: yaml.Node) -> str:
-    if not isinstance(node, yaml.ScalarNode):
-        raise invalid("a field name in 'objects' is not a plain string")
-    return "" if node.tag.endswith(":null") else str(node.value)
-
-
 def _string(given: dict[str, yaml.Node], name: str, where: str) -> str:
     node = given.get(name)
     if node is None:
@@ -269,20 +249,15 @@ def _string(given: dict[str, yaml.Node], name: str, where: str) -> str:
     if not isinstance(node, yaml.ScalarNode):
         shape = "list" if isinstance(node, yaml.SequenceNode) else "map"
         raise invalid(f"{where}: {name} must be a string, not a {shape}")
-    return _text(node).strip() if name != "secretKey" else _text(node)
+    return scalar_text(node).strip() if name != "secretKey" else scalar_text(node)
 
 
 def _mode(node: yaml.Node | None, where: str) -> int | None:
     if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
         return None
-    text = _text(node).strip().replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
-    if len(text) > _MAX_NUMBER_TEXT:
-        text = ""  # no file mode is written with that many digits (and int() refuses thousands of them)
-    if _OCTAL_LEGACY.match(text):
-        value = int(text, 8)
-    elif _INT.match(text):
-        value = int(text, 0) if not text.lstrip("+-").isdigit() else int(text, 10)
-    else:
+    text = scalar_text(node).strip().replace("_", "") if isinstance(node, yaml.ScalarNode) else ""
+    value = integer(text)
+    if value is None:
         raise invalid(f"{where}: filePermission must be a file mode in octal like 0600 (or decimal like 384)")
     if not 0 <= value <= MAX_MODE:
         raise invalid(f"{where}: filePermission {value:#o} is outside the file mode range 0..0777")
@@ -294,46 +269,6 @@ def _secret_args(node: yaml.Node | None, where: str) -> dict[str, Any] | None:
         return None
     if not isinstance(node, yaml.MappingNode):
         raise invalid(f"{where}: secretArgs must be a map of request body fields, e.g. common_name: app.example.com")
-    value = _core_value(node, where)
+    value = core_value(node, where)
     assert isinstance(value, dict)
     return value
-
-
-def _core_value(node: yaml.Node, where: str) -> Any:
-    """A YAML node as the YAML 1.2 core schema reads it (no `yes`/`on` booleans, no timestamps)."""
-    if isinstance(node, yaml.MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = _text(key_node)
-            if key in result:
-                raise invalid(f"{where}: secretArgs key {key!r} is given twice")
-            result[key] = _core_value(value_node, where)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_core_value(item, where) for item in node.value]
-    text = str(node.value)
-    if getattr(node, "style", None) is not None:  # quoted or block scalars are strings, whatever they look like
-        return text
-    return _core_scalar(text, where)
-
-
-def _core_scalar(text: str, where: str) -> Any:
-    if len(text) > _MAX_NUMBER_TEXT and _INT.match(text.replace("_", "")):
-        raise invalid(f"{where}: a secretArgs number has more than {_MAX_NUMBER_TEXT} digits; quote it to send text")
-    if text in _NULL:
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    plain = text.replace("_", "")
-    if _OCTAL_LEGACY.match(plain):
-        return int(plain, 8)
-    if _INT.match(plain):
-        return int(plain, 0) if not plain.lstrip("+-").isdigit() else int(plain, 10)
-    if _FLOAT.match(plain):
-        number = float(plain)
-        if not math.isfinite(number):
-            raise invalid(f"{where}: secretArgs value {text!r} is too large to be sent as a JSON number")
-        return number
-    if text.lower() in (".inf", "+.inf", "-.inf", ".nan"):
-        raise invalid(f"{where}: secretArgs value {text!r} cannot be sent as JSON")
-    return text
