@@ -17,6 +17,7 @@ import yaml
 from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider.backends import BACKEND_MODULES, Backend, add_backend_arguments, create_backend
+from provider.files import VersionKey
 from provider.health import HealthServer, start_metrics_server
 from provider.localdriver import (
     DriverRejection,
@@ -28,7 +29,6 @@ from provider.localdriver import (
     write_payload,
 )
 from provider.observability import AuditLog, configure_logging
-from provider.output import VersionKey
 from provider.policy import add_policy_arguments
 from provider.server import ProviderDaemon
 

@@ -1,15 +1,13 @@
-"""The one exception type of the provider, and the only place gRPC status codes are chosen.
+"""The one exception type of the provider: ProviderError(kind, message).
 
-Backends and the request/output layers raise ProviderError(kind, message); the server turns it into a
-gRPC status. Messages are for the person reading `kubectl describe pod`: they name the object and say
+Backends and the request/output layers raise it; the server edge (wire.py) turns its kind into a gRPC
+status. Messages are for the person reading `kubectl describe pod`: they name the object and say
 what to check. They never carry a secret value or a token.
 """
 
 from __future__ import annotations
 
 import enum
-
-import grpc
 
 
 class ErrorKind(enum.Enum):
@@ -26,30 +24,14 @@ class ErrorKind(enum.Enum):
     INTERNAL = "Internal"  # a bug: the message says so, the traceback goes to the log only
 
 
-STATUS_CODES: dict[ErrorKind, grpc.StatusCode] = {
-    ErrorKind.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
-    ErrorKind.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
-    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
-    ErrorKind.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ErrorKind.UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
-    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
-}
-
 
 class ProviderError(Exception):
-    """A failed mount, with the kind that picks the gRPC status and a message for the user."""
+    """A failed mount, with its kind (which picks the gRPC status at the server edge) and a message for the user."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
-
-    @property
-    def status_code(self) -> grpc.StatusCode:
-        return STATUS_CODES[self.kind]
 
     def __str__(self) -> str:
         return self.message

@@ -20,7 +20,7 @@ from provider.backends import BACKEND_MODULES, create_backend
 from provider.errors import ProviderError
 from provider.findings import ERROR, WARNING, Finding
 from provider.localdriver import DriverRejection, PodIdentity, build_mount_request, spc_parts
-from provider.output import path_problem
+from provider.paths import path_problem
 from provider.request import MountContext, parse_mount_request
 from provider.templates import parse_templates
 

@@ -24,7 +24,9 @@ import grpc
 
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
-from provider.output import path_problem
+from provider.gojson import go_json
+from provider.limits import MAX_RESPONSE_BYTES
+from provider.paths import path_problem
 from provider.request import (
     EPHEMERAL,
     POD_NAME,
@@ -35,7 +37,6 @@ from provider.request import (
     SPC_NAME,
 )
 
-DRIVER_MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 DATA_DIR = "..data"
 DEFAULT_TOKEN_LIFETIME = 600
 
@@ -56,15 +57,6 @@ class PodIdentity:
         """A pod whose uid is derived from its name, so repeated local mounts look like one pod."""
         uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod/{namespace}/{name}"))
         return cls(name=name, namespace=namespace, uid=uid, service_account=service_account)
-
-
-def go_json(value: Any) -> str:
-    """JSON as Go's encoding/json writes it: compact, map keys sorted, <, > and & escaped."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                         ("\u2029", "\\u2029")):
-        text = text.replace(raw, escaped)
-    return text
 
 
 def spc_parts(spc: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
@@ -141,7 +133,7 @@ def call_mount(socket_path: str, request: pb.MountRequest, timeout: float = 120.
     """One Mount call with the driver's client settings (authority localhost, 4 MiB receive limit)."""
     options = [
         ("grpc.default_authority", "localhost"),
-        ("grpc.max_receive_message_length", DRIVER_MAX_RECEIVE_BYTES),
+        ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
     ]
     with grpc.insecure_channel(f"unix:{socket_path}", options=options) as channel:
         response: pb.MountResponse = pb_grpc.CSIDriverProviderStub(channel).Mount(request, timeout=timeout)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from provider.errors import invalid
+from provider.limits import DEFAULT_MODE, MAX_MODE
 
 POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
@@ -27,9 +28,6 @@ SPC_NAME = "secretProviderClass"
 # Keys the driver or kubelet add that are not SPC parameters; backends ignore them.
 DRIVER_KEY_PREFIX = "csi.storage.k8s.io/"
 DRIVER_ADDED_KEYS = frozenset({SPC_NAME, "providerName"})
-
-DEFAULT_MODE = 0o644
-MAX_MODE = 0o777
 
 
 @dataclass(frozen=True)

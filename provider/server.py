@@ -26,6 +26,8 @@ from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.backends import Backend
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
+from provider.files import ObjectRecord, VersionKey
+from provider.limits import MAX_RESPONSE_BYTES
 from provider.observability import (
     KNOWN_SECRETS,
     MOUNT_SECONDS,
@@ -35,16 +37,15 @@ from provider.observability import (
     audit_objects,
     redact_text,
 )
-from provider.output import ObjectRecord, VersionKey, build_response
 from provider.request import MountContext, parse_mount_request
 from provider.templates import apply_templates, parse_templates
+from provider.wire import build_response, status_code
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "v1alpha1"
 RUNTIME_NAME = "secrets-store-csi-provider"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # nodePublishSecretRef keys whose values identify rather than authenticate: kept readable in logs and errors.
 PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 
@@ -91,7 +92,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
         self._report(ctx, records, error, elapsed)
         if error is not None:
-            context.set_code(error.status_code)
+            context.set_code(status_code(error.kind))
             context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
             return pb.MountResponse()
         return response
@@ -160,7 +161,7 @@ class ProviderDaemon:
             remove_stale_socket(path)
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
-                options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 64 * 1024)],
+                options=[("grpc.max_send_message_length", MAX_RESPONSE_BYTES + 64 * 1024)],
             )
             pb_grpc.add_CSIDriverProviderServicer_to_server(
                 MountServicer(backend, self.version_key, self.audit), server

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import yaml
 
 from provider.errors import invalid
-from provider.output import SecretFile
+from provider.files import SecretFile
+from provider.limits import mode_in_range
 
 TEMPLATES_PARAMETER = "templates"
 ENTRY_FIELDS = ("fileName", "template", "filePermission", "keepSources")
@@ -125,7 +126,7 @@ def _mode(value: object, name: str) -> int | None:
         mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise invalid(f"template {name!r}: filePermission {value!r} is not an octal mode such as \"0600\"") from None
-    if not 0 <= mode <= 0o777:
+    if not mode_in_range(mode):
         raise invalid(f"template {name!r}: filePermission {value!r} is outside 0000..0777")
     return mode
 

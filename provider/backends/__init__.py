@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from provider.errors import ErrorKind, ProviderError
-from provider.output import SecretFile
+from provider.files import SecretFile
 from provider.request import MountContext
 
 # Backend name (also the socket name, `<provider-dir>/<name>.sock`) → module.

@@ -40,9 +40,11 @@ from provider.backends.azure.config import AzureOptions, AzurePlan
 from provider.backends.vault.backend import VaultBackend
 from provider.backends.vault.config import VaultPlan, defaults_from
 from provider.errors import ErrorKind, ProviderError
+from provider.files import SecretFile, VersionKey
 from provider.localdriver import check_response
 from provider.observability import AuditLog
-from provider.output import SecretFile, VersionKey, check_file_set, path_problem
+from provider.output import check_file_set
+from provider.paths import path_problem
 from provider.policy import EndpointPolicy, address_allowed
 from provider.request import (
     POD_NAME,

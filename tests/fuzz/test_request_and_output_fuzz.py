@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provider.errors import ErrorKind, ProviderError
-from provider.output import SecretFile, VersionKey, build_response, path_problem
+from provider.files import SecretFile, VersionKey
+from provider.paths import path_problem
 from provider.request import SERVICE_ACCOUNT_TOKENS, parse_mount_request
+from provider.wire import build_response
 from tests.fuzz.budget import examples, ran
 
 pytestmark = pytest.mark.fuzz

@@ -22,7 +22,7 @@ import yaml
 
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError, invalid
-from provider.output import SecretFile
+from provider.files import SecretFile
 from provider.request import MountContext
 
 

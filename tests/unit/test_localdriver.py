@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from provider._proto import v1alpha1_pb2 as pb
+from provider.gojson import go_json
 from provider.localdriver import (
     DriverRejection,
     PodIdentity,
     build_mount_request,
     check_response,
-    go_json,
     mounted_files,
     write_payload,
 )

@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 
 from provider.errors import ErrorKind, ProviderError
-from provider.output import (
-    MAX_RESPONSE_BYTES,
-    SecretFile,
-    VersionKey,
-    build_response,
-    check_file_set,
-    path_problem,
-)
+from provider.files import SecretFile, VersionKey
+from provider.limits import MAX_RESPONSE_BYTES
+from provider.output import check_file_set
+from provider.paths import path_problem
+from provider.wire import build_response
 
 KEY = VersionKey(b"k" * 32, "test")
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from provider.errors import ErrorKind, ProviderError
-from provider.output import SecretFile
+from provider.files import SecretFile
 from provider.templates import apply_templates, parse_templates
 
 FILES = [

@@ -10,8 +10,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from provider.backends.azure.config import AzureOptions, AzurePlan, check_plan
+from provider.files import SecretFile
 from provider.findings import Finding, Findings, warn_once
-from provider.output import SecretFile
 from provider.request import MountContext
 
 if TYPE_CHECKING:

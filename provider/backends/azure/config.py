@@ -15,6 +15,7 @@ from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vaul
 from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked, nearest
+from provider.paths import PathClaim, path_clashes
 from provider.policy import EndpointPolicy
 from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
 from provider.templates import TEMPLATES_PARAMETER
@@ -221,32 +222,21 @@ def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_
 
 
 def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, ProviderError]]:
-    """Two objects on one path, or a file where another object needs a directory: found before any fetch."""
+    """Two objects on one path, or a file where another object needs a directory: found before any fetch.
+    An object that keeps a history claims its file name as a directory of its own."""
     problems: list[tuple[KeyVaultObject, ProviderError]] = []
-    claims: dict[str, KeyVaultObject] = {}
-    for obj in objects:
-        path = obj.file_name
-        if path in claims:
-            problems.append((obj, invalid(
-                f"{claims[path].describe()} and {obj.describe()} both write {path!r}; give one of them "
-                "another objectAlias"
-            )))
-            continue
-        claims[path] = obj
-    for path, obj in claims.items():
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            parent = claims.get("/".join(parts[:depth]))
-            if parent is not None and not parent.syncs_history:
-                problems.append((obj, invalid(
-                    f"{parent.describe()} writes the file {parent.file_name!r}, but {obj.describe()} needs it "
-                    f"to be a directory for {path!r}"
-                )))
-            elif parent is not None:
-                problems.append((obj, invalid(
-                    f"{parent.describe()} keeps its version history in the directory {parent.file_name!r}, "
-                    f"so {obj.describe()} cannot write {path!r} inside it"
-                )))
+    for clash in path_clashes(PathClaim(o.file_name, o, directory=o.syncs_history) for o in objects):
+        holder, obj, path = clash.holder.owner, clash.claim.owner, clash.claim.path
+        if clash.duplicate:
+            message = (f"{holder.describe()} and {obj.describe()} both write {path!r}; give one of them "
+                       "another objectAlias")
+        elif not clash.holder.directory:
+            message = (f"{holder.describe()} writes the file {holder.file_name!r}, but {obj.describe()} needs it "
+                       f"to be a directory for {path!r}")
+        else:
+            message = (f"{holder.describe()} keeps its version history in the directory {holder.file_name!r}, "
+                       f"so {obj.describe()} cannot write {path!r} inside it")
+        problems.append((obj, invalid(message)))
     return problems
 
 

@@ -23,8 +23,8 @@ from provider.backends.azure.retry import call_with_retries
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
+from provider.files import SecretFile
 from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, status_class
-from provider.output import SecretFile
 
 BACKEND = "azure"
 # The api-version the official provider speaks (azsecrets v0.13 and friends): same wire, same answers.

@@ -21,7 +21,8 @@ import yaml
 
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked, nearest
-from provider.output import path_problem
+from provider.limits import MAX_MODE
+from provider.paths import path_problem
 
 OBJECT_TYPES = ("secret", "key", "cert")
 FORMATS = ("pem", "pfx")
@@ -248,7 +249,7 @@ def check_file_name(what: str, name: str) -> None:
 def _with_mode(obj: KeyVaultObject, permission: str) -> KeyVaultObject:
     if permission == "":
         return obj
-    if not _OCTAL.match(permission) or int(permission, 8) > 0o777:
+    if not _OCTAL.match(permission) or int(permission, 8) > MAX_MODE:
         raise invalid(
             f"{obj.describe()}: filePermission {permission!r} is not an octal file mode between 0000 and "
             "0777 such as \"0644\""

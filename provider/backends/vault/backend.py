@@ -24,8 +24,8 @@ from provider.backends.vault.transport import SessionCache
 from provider.backends.vault.values import ValueCache
 from provider.errors import ErrorKind, ProviderError
 from provider.fanout import DeadlinePassed, FanOut
+from provider.files import SecretFile
 from provider.findings import Finding, Findings, warn_once
-from provider.output import SecretFile
 from provider.request import MountContext
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from typing import Any
 import hvac.adapters
 import requests
 
-from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
+from provider.gojson import parse_json
 from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, redact_text, status_class
 
 log = logging.getLogger(__name__)

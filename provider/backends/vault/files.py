@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from provider.backends.vault.objects import VaultObject
-from provider.backends.vault.render import RenderError, key_source, render_keys, render_object
+from provider.backends.vault.render import key_source, render_keys, render_object
 from provider.errors import ErrorKind, ProviderError
-from provider.output import SecretFile, path_problem
+from provider.files import SecretFile
+from provider.gojson import RenderError
+from provider.paths import path_problem
 
 
 def object_files(obj: VaultObject, body: Mapping[str, Any]) -> list[SecretFile]:

@@ -19,17 +19,17 @@ from urllib.parse import parse_qsl, urlencode
 
 import yaml
 
-from provider.backends.vault.render import go_json
 from provider.backends.vault.yamlcore import composed, core_value, integer, scalar_text
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked, nearest
-from provider.output import path_problem
+from provider.gojson import go_json
+from provider.limits import MAX_MODE
+from provider.paths import PathClaim, path_clashes, path_problem
 
 FIELDS = ("objectName", "secretPath", "secretKey", "method", "secretArgs", "encoding", "filePermission")
 STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
 ENCODINGS = ("utf-8", "base64", "hex")
 METHODS = ("GET", "LIST", "POST", "PUT", "PATCH")
-MAX_MODE = 0o777
 # secretKey "*": every key of the secret, each in its own file under the directory <objectName>/.
 ALL_KEYS = "*"
 # Fields of old releases, and what became of them (CHANGELOG 0.1.0 and 1.0.0).
@@ -108,15 +108,14 @@ def _object_nodes(root: yaml.Node | None, spc: str) -> list[yaml.Node]:
 
 
 def _check_directories(objects: tuple[VaultObject, ...], findings: Findings) -> None:
-    """No object's file where another object needs a directory (`a` and `a/b`); per-key objects are directories."""
-    files = {o.name: o for o in objects if not o.per_key}
-    for obj in objects:
-        parts = obj.name.split("/")
-        for depth in range(1, len(parts)):
-            parent = files.get("/".join(parts[:depth]))
-            if parent is not None:
-                findings.error(invalid(f"object {parent.name!r} writes the file {parent.name!r}, but object "
-                                       f"{obj.name!r} needs {parent.name!r} to be a directory"), obj.name)
+    """No object's file where another object needs a directory (`a` and `a/b`); per-key objects are directories
+    that may hold other objects' files. Duplicate names are reported on their own, above."""
+    for clash in path_clashes(PathClaim(o.name, o, directory=o.per_key) for o in objects):
+        if clash.duplicate or clash.holder.directory:
+            continue
+        parent, obj = clash.holder.owner, clash.claim.owner
+        findings.error(invalid(f"object {parent.name!r} writes the file {parent.name!r}, but object "
+                               f"{obj.name!r} needs {parent.name!r} to be a directory"), obj.name)
 
 
 def _compose(text: str, spc: str) -> yaml.Node | None:

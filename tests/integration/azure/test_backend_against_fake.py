@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
 from provider.errors import ErrorKind, ProviderError
+from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
-from provider.output import SecretFile
 from provider.policy import EndpointPolicy
 from provider.request import parse_mount_request
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE

@@ -11,8 +11,8 @@ import pytest
 from provider.backends.vault import add_arguments, create
 from provider.backends.vault.backend import VaultBackend
 from provider.deadline import deadline_from
+from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
-from provider.output import SecretFile
 from provider.request import parse_mount_request
 from tests.support.openbao import Cluster
 

@@ -6,8 +6,8 @@ import pytest
 
 from provider.backends.vault.files import key_file_problem, object_files
 from provider.backends.vault.objects import VaultObject, parse_objects
-from provider.backends.vault.render import parse_json
 from provider.errors import ErrorKind, ProviderError
+from provider.gojson import parse_json
 
 KV2 = parse_json(b'{"request_id":"r","data":{"data":{"user":"app","port":5432,"tags":["a"],"b64":"aGk="},'
                  b'"metadata":{"version":3}}}')

@@ -6,18 +6,8 @@ import base64
 
 import pytest
 
-from provider.backends.vault.render import (
-    JsonNumber,
-    RenderError,
-    decode,
-    go_float,
-    go_json,
-    parse_json,
-    render_object,
-    render_value,
-    select_value,
-    whole_response,
-)
+from provider.backends.vault.render import decode, render_object, render_value, select_value, whole_response
+from provider.gojson import JsonNumber, RenderError, go_float, go_json, parse_json
 
 
 @pytest.mark.parametrize(
