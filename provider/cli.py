@@ -16,6 +16,7 @@ import yaml
 
 from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
+from provider.audit import AuditLog
 from provider.backends import BACKEND_MODULES, Backend, add_backend_arguments, create_backend
 from provider.files import VersionKey
 from provider.health import HealthServer, start_metrics_server
@@ -28,7 +29,7 @@ from provider.localdriver import (
     spc_parts,
     write_payload,
 )
-from provider.observability import AuditLog, configure_logging
+from provider.logs import configure_logging
 from provider.policy import add_policy_arguments
 from provider.server import ProviderDaemon
 

@@ -1,4 +1,5 @@
-"""Bounded parallel work for one mount, on one process-wide pool of threads.
+"""Bounded parallel work for one mount, on a pool of threads each backend builds once: every backend's
+fan-out (Vault's reads, Key Vault's version lists and gets) goes through `FanOut.run`.
 
 A mount's calls run at most `limit` at a time. The mount's own thread works through the list too, so
 a mount never waits for a pool thread: when every pool thread is busy with other mounts, it simply
@@ -19,7 +20,14 @@ R = TypeVar("R")
 
 
 class DeadlinePassed(Exception):
-    """Some items were not done when the deadline passed; the caller says what that means."""
+    """Some items were not done when the deadline passed; the caller says what that means.
+
+    An item's own call may raise it too, when it ended because the deadline came (a timeout cut to the
+    time left): that item counts as not done. `pending` holds the indexes of the items not done."""
+
+    def __init__(self, pending: Sequence[int] = ()) -> None:
+        super().__init__("the deadline passed")
+        self.pending = tuple(pending)
 
 
 class FanOut:
@@ -34,7 +42,13 @@ class FanOut:
         """Results in item order. The first failure (in item order among those done) is raised as soon as it
         is seen; DeadlinePassed when time_left() reaches zero first."""
         if len(items) <= 1 or limit <= 1:
-            return [fn(item) for item in items]
+            results: list[R] = []
+            for index, item in enumerate(items):
+                try:
+                    results.append(fn(item))
+                except DeadlinePassed:
+                    raise DeadlinePassed(range(index, len(items))) from None
+            return results
         batch = _Batch(fn, items)
         for _ in range(min(limit, len(items)) - 1):
             self._pool.submit(batch.work)
@@ -56,6 +70,7 @@ class _Batch(Generic[T, R]):
         self._cancelled = False
         self._results: list[R | None] = [None] * len(items)
         self._errors: list[BaseException | None] = [None] * len(items)
+        self._finished = [False] * len(items)
         self._changed = threading.Condition()
 
     def work(self) -> None:
@@ -73,6 +88,7 @@ class _Batch(Generic[T, R]):
             with self._changed:
                 self._results[index] = result
                 self._errors[index] = error
+                self._finished[index] = not isinstance(error, DeadlinePassed)
                 self._done += 1
                 self._changed.notify_all()
 
@@ -80,13 +96,15 @@ class _Batch(Generic[T, R]):
         with self._changed:
             while True:
                 failed = next((e for e in self._errors if e is not None), None)
+                if isinstance(failed, DeadlinePassed):
+                    raise DeadlinePassed([i for i, finished in enumerate(self._finished) if not finished])
                 if failed is not None:
                     raise failed
                 if self._done == len(self._items):
                     return list(self._results)  # type: ignore[arg-type]
                 left = time_left()
                 if left <= 0:
-                    raise DeadlinePassed()
+                    raise DeadlinePassed([i for i, finished in enumerate(self._finished) if not finished])
                 self._changed.wait(left)
 
     def cancel(self) -> None:

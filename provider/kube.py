@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import yaml
 
-from provider.observability import redact_text
+from provider.redaction import redact_text
 
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MIN_EXPIRATION_SECONDS = 600  # the API server's minimum; kubelet asks for the same for tokenRequests

@@ -23,20 +23,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
+from provider.audit import AuditLog, audit_objects
 from provider.backends import Backend
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
 from provider.files import ObjectRecord, VersionKey
 from provider.limits import MAX_RESPONSE_BYTES
-from provider.observability import (
-    KNOWN_SECRETS,
-    MOUNT_SECONDS,
-    MOUNTS,
-    MOUNTS_IN_FLIGHT,
-    AuditLog,
-    audit_objects,
-    redact_text,
-)
+from provider.metrics import METRICS, Metrics
+from provider.redaction import REDACTOR, Redactor
 from provider.request import MountContext, parse_mount_request
 from provider.templates import apply_templates, parse_templates
 from provider.wire import build_response, status_code
@@ -53,10 +47,13 @@ PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 class MountServicer(pb_grpc.CSIDriverProviderServicer):
     """Version and Mount for one backend."""
 
-    def __init__(self, backend: Backend, version_key: VersionKey, audit: AuditLog) -> None:
+    def __init__(self, backend: Backend, version_key: VersionKey, audit: AuditLog, metrics: Metrics = METRICS,
+                 redactor: Redactor = REDACTOR) -> None:
         self.backend = backend
         self.version_key = version_key
         self.audit = audit
+        self.metrics = metrics
+        self.redactor = redactor
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return pb.VersionResponse(version=API_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__)
@@ -67,11 +64,11 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         ctx: MountContext | None = None
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
-        MOUNTS_IN_FLIGHT.labels(name).inc()
+        self.metrics.mounts_in_flight.labels(name).inc()
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
-            KNOWN_SECRETS.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
+            self.redactor.known.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
                                *(t.token for t in ctx.tokens.values())])
             templates = parse_templates(ctx.parameters)
             plan = self.backend.plan(ctx)
@@ -85,15 +82,15 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                 ErrorKind.INTERNAL, f"internal error in the {name} provider; the provider log has the details"
             )
         finally:
-            MOUNTS_IN_FLIGHT.labels(name).dec()
+            self.metrics.mounts_in_flight.labels(name).dec()
         elapsed = time.monotonic() - started
         kind = error.kind.value if error else ""
-        MOUNTS.labels(name, kind).inc()
-        MOUNT_SECONDS.labels(name, kind).observe(elapsed)
+        self.metrics.mounts.labels(name, kind).inc()
+        self.metrics.mount_seconds.labels(name, kind).observe(elapsed)
         self._report(ctx, records, error, elapsed)
         if error is not None:
             context.set_code(status_code(error.kind))
-            context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
+            context.set_details(self.redactor.text(error.message))  # a backend's words may repeat a credential
             return pb.MountResponse()
         return response
 

@@ -522,10 +522,10 @@ def azure_socket(fake: Any, work: Path, version_key: Path) -> Iterator[tuple[str
         finally:
             daemon.stop()
         return
+    from provider.audit import AuditLog
     from provider.backends import create_backend
     from provider.cli import build_parser
     from provider.files import VersionKey
-    from provider.observability import AuditLog
     from provider.server import ProviderDaemon
     from tests.support.azure_fake.resolver import resolve_to_fake
     from tests.support.azure_fake.server import IMDS_HOST

@@ -60,10 +60,10 @@ def daemon_socket(fake: object, work: Path, serve_args: list[str]) -> Iterator[P
 
 
 def _in_process(fake: object, work: Path, serve_args: list[str]) -> Iterator[Path]:
+    from provider.audit import AuditLog
     from provider.backends import create_backend
     from provider.cli import build_parser
     from provider.files import VersionKey
-    from provider.observability import AuditLog
     from provider.server import ProviderDaemon
     from tests.support.azure_fake.resolver import resolve_to_fake
     from tests.support.azure_fake.server import IMDS_HOST

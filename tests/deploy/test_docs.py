@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from provider.audit import AuditLog
 from provider.cli import build_parser
 from provider.errors import ErrorKind
-from provider.observability import AuditLog
 from tests.deploy.manifests import DEPLOY, ROOT
 
 DOCS = ROOT / "docs"

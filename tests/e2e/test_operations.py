@@ -28,9 +28,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from provider.audit import AuditLog
 from provider.errors import ErrorKind
 from provider.localdriver import PodIdentity, build_mount_request, call_mount
-from provider.observability import AuditLog
 from tests.support.daemon import Daemon, start_daemon
 
 ROOT = Path(__file__).resolve().parents[2]

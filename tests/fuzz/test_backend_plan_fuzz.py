@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provider._proto import v1alpha1_pb2 as pb
+from provider.audit import AuditLog
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions, AzurePlan
 from provider.backends.vault.backend import VaultBackend
@@ -42,7 +43,6 @@ from provider.backends.vault.config import VaultPlan, defaults_from
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile, VersionKey
 from provider.localdriver import check_response
-from provider.observability import AuditLog
 from provider.output import check_file_set
 from provider.paths import path_problem
 from provider.policy import EndpointPolicy, address_allowed

@@ -1,8 +1,8 @@
-"""observability.KnownSecrets: credentials seen in requests are removed from any text, whatever their shape."""
+"""redaction.KnownSecrets: credentials seen in requests are removed from any text, whatever their shape."""
 
 from __future__ import annotations
 
-from provider.observability import REDACTED, KnownSecrets
+from provider.redaction import REDACTED, KnownSecrets
 
 
 def test_known_values_are_removed_wherever_they_appear() -> None:

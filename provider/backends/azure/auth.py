@@ -23,7 +23,8 @@ from azure.identity import ClientAssertionCredential, ClientSecretCredential, Ma
 
 from provider.backends.azure.clouds import CloudEnvironment
 from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, status_class
+from provider.errors import ErrorKind, ProviderError
+from provider.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ IDENTITY_TRANSPORT: dict[str, Any] = {
 }
 MAX_IDENTITIES = 512
 IDLE_SECONDS = 3600
+# How long a mount waits for another mount of the same identity to get its token: the identity
+# transport's connect and read timeouts, so a hung token request cannot hold every later mount.
+TOKEN_WAIT_SECONDS = IDENTITY_TRANSPORT["connection_timeout"] + IDENTITY_TRANSPORT["read_timeout"]
 
 ClientsT = TypeVar("ClientsT")
 
@@ -79,8 +83,11 @@ class TokenStatuses:
 class CachedCredential:
     """Wraps an azure-identity credential: one token request at a time, reuse until near expiry."""
 
-    def __init__(self, inner: Any, statuses: TokenStatuses | None = None) -> None:
+    def __init__(self, inner: Any, statuses: TokenStatuses | None = None, metrics: Metrics = METRICS,
+                 wait_seconds: float = TOKEN_WAIT_SECONDS) -> None:
         self._inner = inner
+        self._metrics = metrics
+        self._wait_seconds = wait_seconds
         self._statuses = statuses or TokenStatuses()
         self._last_failure: int | None = None  # the status of the last failed token answer actually received
         self._lock = threading.Lock()
@@ -91,15 +98,25 @@ class CachedCredential:
         if opts.get("claims"):  # a claims challenge always needs a fresh token
             return self._request(scopes, opts)
         key = (scopes, opts.get("tenant_id"), bool(opts.get("enable_cae")))
-        with self._lock:
+        # One request at a time per identity, so parallel mounts share one token; but never wait longer
+        # for it than one token request may take.
+        if not self._lock.acquire(timeout=self._wait_seconds):
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                f"another mount with the same Azure identity has waited over {self._wait_seconds:.0f}s for a "
+                "token from Entra ID; the driver retries the mount",
+            )
+        try:
             cached = self._tokens.get(key)
             if cached is not None and _fresh(cached):
-                CACHE_LOOKUPS.labels(BACKEND, "token", "hit").inc()
+                self._metrics.cache_lookup(BACKEND, "token", "hit")
                 return cached
-            CACHE_LOOKUPS.labels(BACKEND, "token", "miss").inc()
+            self._metrics.cache_lookup(BACKEND, "token", "miss")
             token = self._request(scopes, opts)
             self._tokens[key] = token
             return token
+        finally:
+            self._lock.release()
 
     def get_token(
         self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
@@ -132,8 +149,7 @@ class CachedCredential:
                 raise TokenServiceUnavailable(status) from exc
             raise
         finally:
-            BACKEND_REQUESTS.labels(BACKEND, "token", status_class(status)).inc()
-            BACKEND_REQUEST_SECONDS.labels(BACKEND, "token").observe(time.monotonic() - started)
+            self._metrics.backend_request(BACKEND, "token", status, time.monotonic() - started)
 
 
 def _fresh(token: AccessTokenInfo) -> bool:
@@ -178,7 +194,8 @@ def identity_key(identity: Identity, cloud: CloudEnvironment) -> tuple[str, ...]
     return ("managed", identity.client_id.lower())
 
 
-def new_credential(identity: Identity, cloud: CloudEnvironment) -> tuple[CachedCredential, _Assertion | None]:
+def new_credential(identity: Identity, cloud: CloudEnvironment,
+                   metrics: Metrics = METRICS) -> tuple[CachedCredential, _Assertion | None]:
     """The azure-identity credential for an identity, its authority taken from the mount's cloud."""
     authority = cloud.authority_host
     statuses = TokenStatuses()
@@ -188,17 +205,17 @@ def new_credential(identity: Identity, cloud: CloudEnvironment) -> tuple[CachedC
         inner: Any = ClientAssertionCredential(
             identity.tenant_id, identity.client_id, assertion, authority=authority, **transport
         )
-        return CachedCredential(inner, statuses), assertion
+        return CachedCredential(inner, statuses, metrics), assertion
     if isinstance(identity, ServicePrincipal):
         inner = ClientSecretCredential(
             identity.tenant_id, identity.client_id, identity.client_secret, authority=authority,
             # MSAL asks login.microsoftonline.com about hosts it does not know; a custom cloud is one.
             disable_instance_discovery=cloud.is_custom, **transport,
         )
-        return CachedCredential(inner, statuses), None
+        return CachedCredential(inner, statuses, metrics), None
     assert isinstance(identity, ManagedIdentity)
     inner = ManagedIdentityCredential(client_id=identity.client_id or None, **transport)
-    return CachedCredential(inner, statuses), None
+    return CachedCredential(inner, statuses, metrics), None
 
 
 class IdentityCache(Generic[ClientsT]):
@@ -209,8 +226,12 @@ class IdentityCache(Generic[ClientsT]):
         make_clients: Callable[[str, CachedCredential], ClientsT],
         max_entries: int = MAX_IDENTITIES,
         idle_seconds: float = IDLE_SECONDS,
+        metrics: Metrics = METRICS,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._make_clients = make_clients
+        self._metrics = metrics
+        self._now = now
         self._max = max_entries
         self._idle = idle_seconds
         self._lock = threading.Lock()
@@ -218,17 +239,17 @@ class IdentityCache(Generic[ClientsT]):
 
     def clients(self, identity: Identity, cloud: CloudEnvironment, vault: str) -> ClientsT:
         key = identity_key(identity, cloud)
-        now = time.monotonic()
+        now = self._now()
         with self._lock:
             self._drop_idle(now)
             entry = self._entries.get(key)
-            CACHE_LOOKUPS.labels(BACKEND, "credential", "miss" if entry is None else "hit").inc()
+            self._metrics.cache_lookup(BACKEND, "credential", "miss" if entry is None else "hit")
             if entry is None:
                 log.debug("new Azure credential", extra={"fields": {
                     "mode": key[0], "tenant": identity.tenant_id, "clientID": identity.client_id,
                     "cloud": cloud.name, "identities": len(self._entries) + 1}})
-                credential, assertion = new_credential(identity, cloud)
-                entry = _Entry(credential, assertion)
+                credential, assertion = new_credential(identity, cloud, self._metrics)
+                entry = _Entry(credential, assertion, used=now)
                 self._entries[key] = entry
                 while len(self._entries) > self._max:
                     self._entries.popitem(last=False)

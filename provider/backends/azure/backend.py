@@ -10,8 +10,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from provider.backends.azure.config import AzureOptions, AzurePlan, check_plan
+from provider.fanout import FanOut
 from provider.files import SecretFile
 from provider.findings import Finding, Findings, warn_once
+from provider.metrics import METRICS, Metrics
 from provider.request import MountContext
 
 if TYPE_CHECKING:
@@ -19,11 +21,18 @@ if TYPE_CHECKING:
     from provider.backends.azure.fetch import VaultClients
 
 
+# Key Vault calls of one mount in flight at once, and the backend's threads for the whole process per call.
+MAX_PARALLEL = 8
+HELPERS_PER_READ = 4
+
+
 class AzureBackend:
     name = "azure"
 
-    def __init__(self, options: AzureOptions) -> None:
+    def __init__(self, options: AzureOptions, metrics: Metrics = METRICS) -> None:
         self.options = options
+        self.metrics = metrics
+        self.fanout = FanOut(HELPERS_PER_READ * MAX_PARALLEL, "azure-fetch")
         self._identities: IdentityCache[VaultClients] | None = None
         self._lock = threading.Lock()
 
@@ -34,7 +43,7 @@ class AzureBackend:
                 from provider.backends.azure.auth import IdentityCache
                 from provider.backends.azure.fetch import make_clients
 
-                self._identities = IdentityCache(make_clients)
+                self._identities = IdentityCache(make_clients, metrics=self.metrics)
             return self._identities
 
     def plan(self, ctx: MountContext) -> AzurePlan:
@@ -59,4 +68,4 @@ class AzureBackend:
         # One identity for every vault of the SPC; its clients are kept per vault.
         urls = dict.fromkeys(item.vault_url for item in plan.objects)
         clients = {url: self.identities.clients(plan.identity, plan.cloud, url) for url in urls}
-        return fetch_files(plan, clients, deadline)
+        return fetch_files(plan, clients, deadline, self.fanout, MAX_PARALLEL, self.metrics)

@@ -1,15 +1,15 @@
 """Key Vault reads for one mount: the SDK clients, parallel and deduplicated, retried, inside the deadline.
 
-Two phases on a small per-mount pool: list the versions of the objects that keep a history, then get
-every distinct (type, name, version) once. The caller's deadline is hard: if the pool has not finished
-by then the mount fails with DEADLINE_EXCEEDED and the stragglers end on their own short timeouts.
+Two phases on the backend's bounded pool (fanout.py), at most `limit` calls of one mount at a time:
+list the versions of the objects that keep a history, then get every distinct (type, name, version)
+once. Every call's timeouts are cut to the time left, so the mount answers DEADLINE_EXCEEDED at its
+deadline, naming what was still unanswered.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,13 +23,15 @@ from provider.backends.azure.retry import call_with_retries
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
+from provider.fanout import DeadlinePassed, FanOut
 from provider.files import SecretFile
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, status_class
+from provider.metrics import METRICS, Metrics
 
 BACKEND = "azure"
 # The api-version the official provider speaks (azsecrets v0.13 and friends): same wire, same answers.
 API_VERSION = "7.4"
-MAX_PARALLEL = 8
+# A call that fails this close to the deadline failed because its timeout was cut to the time left.
+DEADLINE_SLACK_SECONDS = 0.1
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 T = TypeVar("T")
@@ -57,59 +59,57 @@ def make_clients(vault_url: str, credential: Any) -> VaultClients:
     )
 
 
-def fetch_files(plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float) -> list[SecretFile]:
+def fetch_files(plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float, fanout: FanOut,
+                limit: int, metrics: Metrics = METRICS) -> list[SecretFile]:
     """Every object's files; `clients` by vault URL (an object may name its own vault, see config.py)."""
-    pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="azure-fetch")
-    try:
-        reader = _Reader(plan, clients, deadline)
-        histories = {
-            item.obj.index: pool.submit(reader.list_versions, item) for item in plan.objects if item.obj.syncs_history
-        }
-        _await({histories[i.obj.index]: _where(i) for i in plan.objects if i.obj.syncs_history}, deadline,
-               "listing object versions")
-        wanted = [
-            (item, histories[item.obj.index].result() if item.obj.syncs_history else [item.obj.version])
-            for item in plan.objects
-        ]
-        gets: dict[tuple[str, str, str, str], Future[content.Fetched]] = {}
-        waiting: dict[Future[Any], str] = {}
-        for item, versions in wanted:
-            for version in versions:
-                key = (item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())
-                if key not in gets:
-                    gets[key] = pool.submit(reader.get, item, version)
-                    waiting[gets[key]] = _where(item)
-        _await(waiting, deadline, "reading objects")
-        files: list[SecretFile] = []
-        for item, versions in wanted:
-            for index, version in enumerate(versions):
-                value = gets[(item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())].result()
-                files.extend(_files(plan, item, value, index if item.obj.syncs_history else None))
-        return files
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    reader = _Reader(plan, clients, deadline, metrics)
+    listed = [item for item in plan.objects if item.obj.syncs_history]
+    histories = dict(zip((item.obj.index for item in listed),
+                         _in_parallel(fanout, limit, reader.list_versions, listed, deadline, "listing object versions"),
+                         strict=True))
+    wanted = [
+        (item, histories[item.obj.index] if item.obj.syncs_history else [item.obj.version])
+        for item in plan.objects
+    ]
+    gets: dict[tuple[str, str, str, str], tuple[PlannedObject, str]] = {}
+    for item, versions in wanted:
+        for version in versions:
+            gets.setdefault(_get_key(item, version), (item, version))
+    values = dict(zip(gets, _in_parallel(fanout, limit, lambda pair: reader.get(*pair), list(gets.values()),
+                                         deadline, "reading objects"), strict=True))
+    files: list[SecretFile] = []
+    for item, versions in wanted:
+        for index, version in enumerate(versions):
+            value = values[_get_key(item, version)]
+            files.extend(_files(plan, item, value, index if item.obj.syncs_history else None))
+    return files
+
+
+def _get_key(item: PlannedObject, version: str) -> tuple[str, str, str, str]:
+    """Objects asking for the same version of the same object share one get."""
+    return (item.vault_url, item.obj.type, item.obj.name.lower(), version.lower())
 
 
 def _where(item: PlannedObject) -> str:
     return f"{item.obj.describe()} in {item.vault_url}"
 
 
-def _await(futures: Mapping[Future[Any], str], deadline: float, stage: str) -> None:
-    """Wait for every future (each with what it reads); the first failure, or DEADLINE_EXCEEDED naming what
-    was still unanswered."""
-    pending = list(futures)
-    done, not_done = wait(pending, timeout=time_left(deadline, stage), return_when=FIRST_EXCEPTION)
-    failed = [f for f in pending if f in done and f.exception() is not None]
-    if failed:
-        raise failed[0].exception()  # type: ignore[misc]
-    if not_done:
-        late = [futures[f] for f in pending if f in not_done]
+def _in_parallel(fanout: FanOut, limit: int, read: Callable[[Any], T], items: list[Any], deadline: float,
+                 stage: str) -> list[T]:
+    """read over items on the backend's pool, `limit` at a time; the first failure, or DEADLINE_EXCEEDED
+    naming what was still unanswered."""
+    time_left(deadline, stage)
+    try:
+        return fanout.run(read, items, limit, lambda: deadline - time.monotonic())
+    except DeadlinePassed as exc:
+        late = [_where(item if isinstance(item, PlannedObject) else item[0]) for item in
+                (items[i] for i in exc.pending)]
         more = f" and {len(late) - 3} more" if len(late) > 3 else ""
         raise ProviderError(
             ErrorKind.DEADLINE_EXCEEDED,
             f"Key Vault did not answer before the mount's deadline ({stage}: {'; '.join(late[:3])}{more}); "
             "check the vault's latency and throttling",
-        )
+        ) from None
 
 
 def _files(plan: AzurePlan, item: PlannedObject, value: content.Fetched, index: int | None) -> list[SecretFile]:
@@ -131,8 +131,10 @@ def _files(plan: AzurePlan, item: PlannedObject, value: content.Fetched, index: 
 class _Reader:
     """The SDK calls of one mount, each retried and translated into ProviderError."""
 
-    def __init__(self, plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float) -> None:
+    def __init__(self, plan: AzurePlan, clients: Mapping[str, VaultClients], deadline: float,
+                 metrics: Metrics) -> None:
         self._plan = plan
+        self._metrics = metrics
         self._clients = clients
         self._deadline = deadline
 
@@ -177,15 +179,18 @@ class _Reader:
                 status = getattr(exc, "status_code", None)
                 raise
             finally:
-                BACKEND_REQUESTS.labels(BACKEND, name, status_class(status)).inc()
-                BACKEND_REQUEST_SECONDS.labels(BACKEND, name).observe(time.monotonic() - started)
+                self._metrics.backend_request(BACKEND, name, status, time.monotonic() - started)
 
         try:
             return call_with_retries(attempt, self._deadline, f"reading {what}", sdk_errors.transient)
-        except ProviderError:
+        except ProviderError as exc:
+            if exc.kind is ErrorKind.DEADLINE_EXCEEDED:
+                raise DeadlinePassed() from exc  # the mount's message names every object still unanswered
             raise
         except Exception as exc:
-            raise sdk_errors.translate(exc, what, name, item.vault_url, self._plan.identity) from None
+            if time.monotonic() >= self._deadline - DEADLINE_SLACK_SECONDS:
+                raise DeadlinePassed() from exc  # the call ended because its timeout was the time left
+            raise sdk_errors.translate(exc, what, name, item.vault_url, self._plan.identity) from exc
 
 
 def _secret(client: SecretClient, name: str, version: str, timeouts: dict[str, Any]) -> content.SecretValue:

@@ -27,7 +27,7 @@ from provider.backends.azure.config import (
 )
 from provider.backends.azure.retry import RETRY_STATUSES, GaveUp, retry_after
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import redact_text
+from provider.redaction import redact_text
 
 _AADSTS = re.compile(r"AADSTS\d+:[^\r\n]*?(?:\.(?=\s|$)|$)", re.MULTILINE)
 _FOREIGN_TENANT = re.compile(r"not configured to acquire tokens for tenant ([A-Za-z0-9.-]+)")

@@ -20,6 +20,7 @@ from provider.backends.vault.config import DEFAULT_AUDIENCE, VaultPlan
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.kube import IssuedToken, KubeError, KubeUnavailable
+from provider.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,13 @@ def where(plan: VaultPlan) -> str:
     return f"Vault at {plan.connection.address}{namespace}"
 
 
-def login(adapter: hvac.adapters.RawAdapter, plan: VaultPlan, jwt: str, deadline: float) -> Login:
+def login(adapter: hvac.adapters.RawAdapter, plan: VaultPlan, jwt: str, deadline: float,
+          metrics: Metrics = METRICS) -> Login:
     """POST auth/<mount>/login {role, jwt}; the error says which role, mount and service account."""
     what = f"logging in with role {plan.role!r} at auth/{plan.auth_mount} to read {objects_named(plan)}"
     answer = call(adapter, "POST", f"/v1/auth/{plan.auth_mount}/login", token="", deadline=deadline,
                   operation="login", what=what, where=where(plan),
-                  body=json.dumps({"role": plan.role, "jwt": jwt}))
+                  body=json.dumps({"role": plan.role, "jwt": jwt}), metrics=metrics)
     auth = answer.body.get("auth") if isinstance(answer.body, dict) else None
     token = auth.get("client_token") if isinstance(auth, dict) else None
     if answer.status == 200 and isinstance(token, str) and token:

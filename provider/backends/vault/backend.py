@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from provider.backends.vault.auth import TokenSource, where
@@ -26,6 +26,7 @@ from provider.errors import ErrorKind, ProviderError
 from provider.fanout import DeadlinePassed, FanOut
 from provider.files import SecretFile
 from provider.findings import Finding, Findings, warn_once
+from provider.metrics import METRICS, Metrics
 from provider.request import MountContext
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,16 @@ class VaultBackend:
 
     def __init__(self, defaults: Defaults, token_source: TokenSource | None = None, cache_size: int = 1000,
                  concurrency: int = DEFAULT_CONCURRENCY, token_scope: str = POD, cache_ttl: float = 0.0,
-                 lease_cache_size: int = 1000) -> None:
+                 lease_cache_size: int = 1000, metrics: Metrics = METRICS,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.defaults = defaults
         self.token_source = token_source
-        self.tokens = TokenCache(cache_size)
+        self.tokens = TokenCache(cache_size, metrics, now)
         self.sessions = SessionCache()
         self.concurrency = max(1, concurrency)
-        self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size), values=ValueCache(cache_ttl),
-                               token_scope=token_scope)
+        self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size, metrics, now),
+                               values=ValueCache(cache_ttl, metrics=metrics, now=now), token_scope=token_scope,
+                               metrics=metrics, now=now)
         self.fanout = FanOut(HELPERS_PER_READ * self.concurrency, "vault-read")
 
     def plan(self, ctx: MountContext) -> VaultPlan:

@@ -24,7 +24,8 @@ import requests
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.gojson import parse_json
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, redact_text, status_class
+from provider.metrics import METRICS, Metrics
+from provider.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def call(
     where: str,
     params: Sequence[tuple[str, str]] = (),
     body: str | None = None,
+    metrics: Metrics = METRICS,
 ) -> Answer:
     """One Vault API call with retries. Raises ProviderError when Vault gave no usable HTTP answer."""
     headers = {"X-Vault-Token": token} if token else {}
@@ -97,12 +99,12 @@ def call(
                 data=body.encode() if body is not None else None, timeout=(min(CONNECT_TIMEOUT, left), read_timeout),
             )
         except requests.exceptions.RequestException as exc:
-            _measure(operation, None, started)
+            metrics.backend_request(BACKEND, operation, None, time.monotonic() - started)
             retryable = _is_connect_failure(exc)
             if retryable and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
                 continue
             raise _transport_error(exc, what, where, deadline, read_timeout) from None
-        _measure(operation, response.status_code, started)
+        metrics.backend_request(BACKEND, operation, response.status_code, time.monotonic() - started)
         answer = _answer(response)
         retry = answer.status in RETRY_STATUSES and (method in IDEMPOTENT or answer.status in NOT_ACTED_STATUSES)
         if retry and not answer.sealed and attempt < MAX_ATTEMPTS and _pause(attempt, answer.retry_after, deadline):
@@ -110,11 +112,6 @@ def call(
             continue
         return answer
     raise AssertionError("the loop returns or raises")
-
-
-def _measure(operation: str, status: int | None, started: float) -> None:
-    BACKEND_REQUESTS.labels(BACKEND, operation, status_class(status)).inc()
-    BACKEND_REQUEST_SECONDS.labels(BACKEND, operation).observe(time.monotonic() - started)
 
 
 def _answer(response: requests.Response) -> Answer:

@@ -25,7 +25,7 @@ import hvac.adapters
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.tokens import TokenLife
 from provider.errors import ProviderError
-from provider.observability import CACHE_LOOKUPS
+from provider.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Lease:
         return now < self.end() - min(LAST_SECONDS, 0.1 * self.first_term)
 
 
-def lease_of(body: Mapping[str, Any], creator: TokenLife) -> Lease | None:
+def lease_of(body: Mapping[str, Any], creator: TokenLife, now: float) -> Lease | None:
     """The lease a read's answer carries, or None (KV answers have no lease_id, only a refresh hint)."""
     lease_id = body.get("lease_id")
     if not isinstance(lease_id, str) or not lease_id:
@@ -74,7 +74,6 @@ def lease_of(body: Mapping[str, Any], creator: TokenLife) -> Lease | None:
         return None
     if seconds <= 0:
         return None
-    now = time.monotonic()
     return Lease(body=body, lease_id=lease_id, renewable=body.get("renewable") is True, duration=seconds,
                  lease_end=now + seconds, creator=creator, term_start=now)
 
@@ -82,15 +81,17 @@ def lease_of(body: Mapping[str, Any], creator: TokenLife) -> Lease | None:
 class LeaseCache:
     """Leases by (pod login setting, request), dropped when they end; at most `size` (LRU); size <= 0 disables."""
 
-    def __init__(self, size: int = 1000) -> None:
+    def __init__(self, size: int, metrics: Metrics = METRICS, now: Callable[[], float] = time.monotonic) -> None:
         self.size = size
+        self.metrics = metrics
+        self.now = now
         self._entries: OrderedDict[Hashable, Lease] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Lease | None:
         if self.size <= 0:
             return None
-        now = time.monotonic()
+        now = self.now()
         with self._lock:
             lease = self._entries.get(key)
             if lease is not None and lease.alive(now):
@@ -99,13 +100,13 @@ class LeaseCache:
             if lease is None:
                 return None  # not counted: most reads (KV) never have a lease
             del self._entries[key]
-        CACHE_LOOKUPS.labels(BACKEND, "lease", "expired").inc()
+        self.metrics.cache_lookup(BACKEND, "lease", "expired")
         return None
 
     def put(self, key: Hashable, lease: Lease) -> None:
         if self.size <= 0:
             return
-        now = time.monotonic()
+        now = self.now()
         with self._lock:
             self._entries[key] = lease
             self._entries.move_to_end(key)
@@ -120,41 +121,46 @@ class LeaseCache:
 
 
 def extend(lease: Lease, renew_token: Callable[[TokenLife], float | None],
-           renew_lease: Callable[[Lease], float | None]) -> bool:
+           renew_lease: Callable[[Lease], float | None], metrics: Metrics = METRICS,
+           now: Callable[[], float] = time.monotonic) -> bool:
     """Renew what ends first (the token, then the lease) if it can be; True when the credentials may be kept
     for another term. The callables return the seconds Vault granted, or None when it would not renew."""
-    now = time.monotonic()
+    started = now()
     if lease.creator.expires <= lease.lease_end:
         granted = renew_token(lease.creator) if lease.creator.renewable else None
         if granted is not None:
-            lease.creator.renewed(granted)
-    if lease.lease_end < lease.creator.expires and lease.renewable and lease.lease_end - now < lease.duration:
+            lease.creator.renewed(granted, now())
+    if lease.lease_end < lease.creator.expires and lease.renewable and lease.lease_end - started < lease.duration:
         granted = renew_lease(lease)
         if granted is not None:
-            lease.lease_end = time.monotonic() + granted
-    now = time.monotonic()
-    if lease.end() - now >= EXTEND_SHARE * lease.first_term and lease.alive(now):
-        lease.term_start = now
-        CACHE_LOOKUPS.labels(BACKEND, "lease", "renewed").inc()
+            lease.lease_end = now() + granted
+    ended = now()
+    if lease.end() - ended >= EXTEND_SHARE * lease.first_term and lease.alive(ended):
+        lease.term_start = ended
+        metrics.cache_lookup(BACKEND, "lease", "renewed")
         return True
     return False
 
 
-def renew_token(adapter: hvac.adapters.RawAdapter, life: TokenLife, deadline: float, where: str) -> float | None:
+def renew_token(adapter: hvac.adapters.RawAdapter, life: TokenLife, deadline: float, where: str,
+                metrics: Metrics = METRICS) -> float | None:
     """auth/token/renew-self for the token's first TTL; the TTL Vault granted, or None."""
     answer = _quietly(lambda: call(adapter, "POST", "/v1/auth/token/renew-self", token=life.token, deadline=deadline,
                                    operation="token_renew", what="renewing a Vault token that holds leases",
-                                   where=where, body=json.dumps({"increment": f"{int(life.increment)}s"})))
+                                   where=where, body=json.dumps({"increment": f"{int(life.increment)}s"}),
+                                   metrics=metrics))
     auth = answer.get("auth") if answer is not None else None
     return _seconds(auth.get("lease_duration")) if isinstance(auth, dict) else None
 
 
-def renew_lease(adapter: hvac.adapters.RawAdapter, lease: Lease, deadline: float, where: str) -> float | None:
+def renew_lease(adapter: hvac.adapters.RawAdapter, lease: Lease, deadline: float, where: str,
+                metrics: Metrics = METRICS) -> float | None:
     """sys/leases/renew for the lease's first duration, with the token that created it; granted seconds or None."""
     answer = _quietly(lambda: call(adapter, "PUT", "/v1/sys/leases/renew", token=lease.creator.token,
                                    deadline=deadline, operation="lease_renew", what="renewing a lease",
                                    where=where, body=json.dumps({"lease_id": lease.lease_id,
-                                                                 "increment": int(lease.duration)})))
+                                                                 "increment": int(lease.duration)}),
+                                   metrics=metrics))
     return _seconds(answer.get("lease_duration")) if answer is not None else None
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from provider.backends.vault.tokens import POD, TokenCache, TokenKey, TokenLife
 from provider.backends.vault.values import CACHEABLE_METHODS, ValueCache
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import CACHE_LOOKUPS
+from provider.metrics import METRICS, Metrics
 from provider.singleflight import Flights, FlightTimeout
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class ReadState:
     leases: LeaseCache
     values: ValueCache
     token_scope: str = POD
+    metrics: Metrics = METRICS
+    now: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.flights: Flights[Outcome] = Flights()
@@ -95,7 +97,7 @@ class MountReads:
             outcome = self._shared_call(request, what, cacheable)
             body = check_read(outcome.answer, self.plan, request, what)
         except ProviderError as exc:
-            if lease is not None and exc.kind in OUTAGE_KINDS and lease.alive(time.monotonic()):
+            if lease is not None and exc.kind in OUTAGE_KINDS and lease.alive(self.state.now()):
                 log.warning("Vault could not give new credentials; the pod keeps its leased ones while they are "
                             "valid", extra={"fields": {"objects": [o.name for o in objects], "error": exc.message}})
                 return lease.body
@@ -103,7 +105,7 @@ class MountReads:
         if outcome.answer.warnings:
             log.warning("Vault answered with warnings", extra={"fields": {
                 "objects": [o.name for o in objects], "path": request.path, "warnings": outcome.answer.warnings}})
-        new_lease = lease_of(body, outcome.creator)
+        new_lease = lease_of(body, outcome.creator, self.state.now())
         if new_lease is not None:
             self.state.leases.put(lease_key, new_lease)
         elif cacheable:
@@ -112,17 +114,19 @@ class MountReads:
 
     def _keep(self, lease: Lease) -> bool:
         """True when the pod keeps its leased credentials: not yet due, being renewed by another mount, or renewed."""
-        if not lease.due(time.monotonic()):
-            CACHE_LOOKUPS.labels(BACKEND, "lease", "hit").inc()
+        if not lease.due(self.state.now()):
+            self.state.metrics.cache_lookup(BACKEND, "lease", "hit")
             return True
         if not lease.lock.acquire(blocking=False):
             return True  # another mount of this pod is renewing them; they are still valid meanwhile
         try:
-            if not lease.due(time.monotonic()):
+            if not lease.due(self.state.now()):
                 return True
             place = where(self.plan)
-            return extend(lease, lambda life: renew_token(self.adapter, life, self.deadline, place),
-                          lambda held: renew_lease(self.adapter, held, self.deadline, place))
+            metrics = self.state.metrics
+            return extend(lease, lambda life: renew_token(self.adapter, life, self.deadline, place, metrics),
+                          lambda held: renew_lease(self.adapter, held, self.deadline, place, metrics),
+                          metrics, self.state.now)
         finally:
             lease.lock.release()
 
@@ -154,7 +158,7 @@ class MountReads:
     def _send(self, request: ReadRequest, token: str, what: str) -> Answer:
         return call(self.adapter, request.method, request.path, token=token, deadline=self.deadline,
                     operation="read", what=f"reading {what}", where=where(self.plan), params=request.params,
-                    body=request.body)
+                    body=request.body, metrics=self.state.metrics)
 
     def _token(self, failed: str | None) -> tuple[TokenLife, bool]:
         """(token, fresh) for this mount: its token if it has one, else the kept one, else a new login; with
@@ -174,7 +178,8 @@ class MountReads:
             kept = tokens.life(self.token_key)
             if kept is not None and kept.token != failed:
                 return kept, False
-            result = login(self.adapter, plan, pod_jwt(plan, self.token_source, self.deadline), self.deadline)
+            result = login(self.adapter, plan, pod_jwt(plan, self.token_source, self.deadline), self.deadline,
+                           self.state.metrics)
             return tokens.put(self.token_key, result.token, result.ttl, result.renewable), True
         finally:
             lock.release()

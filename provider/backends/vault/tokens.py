@@ -15,9 +15,10 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provider.observability import CACHE_LOOKUPS
+from provider.metrics import METRICS, Metrics
 
 BACKEND = "vault"
 RENEW_AT = 0.8  # share of a token's TTL after which the cache no longer hands it out
@@ -68,15 +69,17 @@ class TokenLife:
     def renew_at(self) -> float:
         return self.granted + (self.ttl * RENEW_AT if self.ttl > 0 else NO_TTL_SECONDS)
 
-    def renewed(self, ttl: float) -> None:
-        self.granted, self.ttl = time.monotonic(), ttl
+    def renewed(self, ttl: float, now: float) -> None:
+        self.granted, self.ttl = now, ttl
 
 
 class TokenCache:
     """TokenLives by TokenKey until RENEW_AT of their TTL has passed; LRU-bounded; size <= 0 disables it."""
 
-    def __init__(self, size: int = 1000) -> None:
+    def __init__(self, size: int, metrics: Metrics = METRICS, now: Callable[[], float] = time.monotonic) -> None:
         self.size = size
+        self.metrics = metrics
+        self.now = now
         self._entries: OrderedDict[TokenKey, TokenLife] = OrderedDict()
         self._locks: dict[TokenKey, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -88,17 +91,17 @@ class TokenCache:
     def life(self, key: TokenKey) -> TokenLife | None:
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and time.monotonic() < entry.renew_at:
+            if entry is not None and self.now() < entry.renew_at:
                 self._entries.move_to_end(key)
-                CACHE_LOOKUPS.labels(BACKEND, "token", "hit").inc()
+                self.metrics.cache_lookup(BACKEND, "token", "hit")
                 return entry
             if entry is not None:
                 del self._entries[key]
-        CACHE_LOOKUPS.labels(BACKEND, "token", "expired" if entry is not None else "miss").inc()
+        self.metrics.cache_lookup(BACKEND, "token", "expired" if entry is not None else "miss")
         return None
 
     def put(self, key: TokenKey, token: str, ttl: float, renewable: bool = False) -> TokenLife:
-        life = TokenLife(token, ttl, renewable)
+        life = TokenLife(token, ttl, renewable, granted=self.now())
         if self.size <= 0:
             return life
         with self._lock:

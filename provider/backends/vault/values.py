@@ -13,11 +13,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provider.observability import CACHE_LOOKUPS
+from provider.metrics import METRICS, Metrics
 
 BACKEND = "vault"
 CACHEABLE_METHODS = frozenset({"GET", "LIST"})
@@ -46,9 +46,12 @@ class _Entry:
 class ValueCache:
     """Bodies by (identity, request) for `ttl` seconds; at most `size` kept; ttl <= 0 disables it."""
 
-    def __init__(self, ttl: float, size: int = 4096) -> None:
+    def __init__(self, ttl: float, size: int = 4096, metrics: Metrics = METRICS,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.size = size
+        self.metrics = metrics
+        self.now = now
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -61,20 +64,20 @@ class ValueCache:
             return None
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and time.monotonic() < entry.until:
+            if entry is not None and self.now() < entry.until:
                 self._entries.move_to_end(key)
-                CACHE_LOOKUPS.labels(BACKEND, "value", "hit").inc()
+                self.metrics.cache_lookup(BACKEND, "value", "hit")
                 return entry.body
             if entry is not None:
                 del self._entries[key]
-        CACHE_LOOKUPS.labels(BACKEND, "value", "expired" if entry is not None else "miss").inc()
+        self.metrics.cache_lookup(BACKEND, "value", "expired" if entry is not None else "miss")
         return None
 
     def put(self, key: Hashable, body: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         with self._lock:
-            self._entries[key] = _Entry(body, time.monotonic() + self.ttl)
+            self._entries[key] = _Entry(body, self.now() + self.ttl)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
+from provider.metrics import Metrics
 from provider.policy import EndpointPolicy
 from provider.request import parse_mount_request
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
@@ -287,14 +288,16 @@ def test_keys_of_each_kind(in_process: World, backend: AzureBackend) -> None:  #
 
 
 
-def test_metrics_have_fixed_labels_and_no_secrets(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_metrics_have_fixed_labels_and_no_secrets(in_process: World) -> None:  # noqa: F811
     world = in_process
+    metrics = Metrics(CollectorRegistry())
+    backend = AzureBackend(AzureOptions(), metrics)
     vault = world.vault("kv-metrics")
     vault.set_secret("secret1", "metric-marker-value")
     history = {**SECRET, "objectAlias": "h", "objectVersionHistory": 2}
     mount(backend, world, world.workload(vault.name), [SECRET, history])
     mount_error(backend, world, world.workload(vault.name), [{"objectName": "missing", "objectType": "key"}])
-    text = generate_latest().decode()
+    text = generate_latest(metrics.registry).decode()
     azure_lines = [line for line in text.splitlines() if 'backend="azure"' in line]
     operations = {line.split('operation="')[1].split('"')[0] for line in azure_lines if 'operation="' in line}
     assert {"get_secret", "list_versions", "get_key", "token"} <= operations

@@ -79,6 +79,9 @@ class AzureFake:
         self.vaults: dict[str, tuple[Vault, FakeCloud]] = {}  # host → vault
         self.faults: list[Fault] = []
         self.requests: list[Record] = []
+        # Bumped by clear(): a request is recorded only in the generation it arrived in, so one that a
+        # fault held past the end of its test (a delay) never shows up in the next test's records.
+        self.generation = 0
         self._lock = threading.Lock()
         sans = ("localhost", "127.0.0.1", IMDS_HOST, "login.windows.net",
                 *(f"*.{c.suffix}" for c in CLOUDS), *(c.login_host for c in CLOUDS))
@@ -119,8 +122,14 @@ class AzureFake:
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self.requests.clear()
             self.faults.clear()
+
+    def record(self, generation: int, record: Record) -> None:
+        with self._lock:
+            if generation == self.generation:
+                self.requests.append(record)
 
     # ----------------------------------------------------------------------------- life cycle
     def start(self) -> AzureFake:
@@ -248,11 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         form = dict(parse_qsl(raw.decode(errors="replace"))) if method == "POST" else {}
         host = headers.get("host", "")
+        generation = self.fake.generation
         reply = self.fake.route(method, host, parts.path, query, headers, form)
-        with self.fake._lock:
-            self.fake.requests.append(Record(method, host, parts.path, reply.status,
-                                             form.get("client_id") or query.get("client_id", ""),
-                                             "authorization" in headers))
+        self.fake.record(generation, Record(method, host, parts.path, reply.status,
+                                            form.get("client_id") or query.get("client_id", ""),
+                                            "authorization" in headers))
         body = dumps(reply.body)
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

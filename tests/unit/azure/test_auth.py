@@ -14,6 +14,8 @@ from azure.identity import ClientAssertionCredential, ClientSecretCredential, Ma
 from provider.backends.azure import auth
 from provider.backends.azure.clouds import KNOWN_CLOUDS, CloudEnvironment
 from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
+from provider.errors import ErrorKind, ProviderError
+from tests.support.clock import FakeClock
 
 PUBLIC = KNOWN_CLOUDS["azurepubliccloud"]
 CHINA = KNOWN_CLOUDS["azurechinacloud"]
@@ -135,11 +137,13 @@ def test_workload_identity_uses_the_latest_pod_token() -> None:
 
 
 def test_identity_cache_is_bounded_and_drops_idle_entries() -> None:
-    cache: auth.IdentityCache[object] = auth.IdentityCache(lambda v, c: object(), max_entries=2, idle_seconds=0.05)
+    clock = FakeClock()
+    cache: auth.IdentityCache[object] = auth.IdentityCache(lambda v, c: object(), max_entries=2, idle_seconds=0.05,
+                                                           now=clock)
     for sa in ("a", "b", "c"):
         cache.clients(WorkloadIdentity("t", "c", "ns", sa, "jwt"), PUBLIC, "v")
     assert len(cache) == 2
-    time.sleep(0.1)
+    clock.advance(0.1)
     cache.clients(WorkloadIdentity("t", "c", "ns", "d", "jwt"), PUBLIC, "v")
     assert len(cache) == 1
 
@@ -178,3 +182,26 @@ def test_token_endpoint_outages_are_told_apart_from_refusals(received: list[int 
         with pytest.raises(Exception) as caught:
             credential.get_token_info(SCOPE)
         assert type(caught.value) is expected
+
+
+def test_a_token_request_held_up_does_not_hold_other_mounts_of_the_identity_forever() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Hanging:
+        def get_token_info(self, *scopes: str, options: object = None) -> AccessTokenInfo:
+            entered.set()
+            release.wait(5)
+            return AccessTokenInfo("token", int(time.time()) + 3600)
+
+    credential = auth.CachedCredential(Hanging(), wait_seconds=0.05)
+    first = threading.Thread(target=credential.get_token_info, args=("scope",))
+    first.start()
+    try:
+        entered.wait(5)
+        with pytest.raises(ProviderError) as caught:
+            credential.get_token_info("scope")
+        assert caught.value.kind is ErrorKind.UNAVAILABLE
+        assert "waited over 0s for a token from Entra ID" in caught.value.message
+    finally:
+        release.set()
+        first.join(5)

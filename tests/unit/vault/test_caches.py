@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from provider.backends.vault.leases import Lease, LeaseCache, extend, lease_of
 from provider.backends.vault.tokens import TokenCache, TokenKey, TokenLife
 from provider.backends.vault.values import ValueCache, parse_duration
+from provider.metrics import Metrics
+from tests.support.clock import FakeClock
 
 KEY = TokenKey("http://127.0.0.1:8200", "", "kubernetes", "role", "", "test", "nginx", "")
 
@@ -36,16 +38,17 @@ def test_a_pod_key_adds_the_uid_to_a_service_account_key() -> None:
 
 
 def test_a_token_life_renewed_moves_its_expiry_and_the_cache_hands_it_out_again() -> None:
-    cache = TokenCache(10)
+    clock = FakeClock()
+    cache = TokenCache(10, now=clock)
     life = cache.put(KEY, "t", 0.2, renewable=True)
     assert life.expires == pytest.approx(life.granted + 0.2)
-    time.sleep(0.17)
+    clock.advance(0.17)
     assert cache.life(KEY) is None  # past 80 %
     cache.put(KEY, "t2", 0.2)
     life2 = cache.life(KEY)
     assert life2 is not None and life2.increment == 0.2
-    time.sleep(0.17)
-    life2.renewed(10)
+    clock.advance(0.17)
+    life2.renewed(10, clock())
     assert cache.life(KEY) is life2 and life2.increment == 0.2
     assert TokenLife("t", 0).expires == math.inf
 
@@ -66,16 +69,16 @@ def leased(seconds: float = 30, renewable: bool = True, lease_id: str = "db/cred
     ],
 )
 def test_which_answers_carry_a_lease(body: dict[str, object], has_lease: bool) -> None:
-    assert (lease_of(body, TokenLife("t", 1200)) is not None) is has_lease
+    assert (lease_of(body, TokenLife("t", 1200), 0.0) is not None) is has_lease
 
 
 def test_a_lease_is_due_at_two_thirds_of_its_term_and_ends_with_its_token() -> None:
-    lease = lease_of(leased(30), TokenLife("t", 1200))
+    lease = lease_of(leased(30), TokenLife("t", 1200, granted=0.0), 0.0)
     assert lease is not None
     start = lease.term_start
     assert not lease.due(start + 19.9) and lease.due(start + 20.1)
     assert lease.alive(start + 27) and not lease.alive(start + 28.5)
-    short_token = lease_of(leased(30), TokenLife("t", 9))
+    short_token = lease_of(leased(30), TokenLife("t", 9, granted=0.0), 0.0)
     assert short_token is not None and short_token.end() == pytest.approx(short_token.creator.expires)
     assert short_token.due(short_token.term_start + 6.1)
 
@@ -109,8 +112,9 @@ def renewer(seconds: float | None, calls: list[str], name: str):  # type: ignore
 def test_extending_a_due_lease(lease_seconds: float, renewable: bool, token_ttl: float, token_renewable: bool,
                                token_grant: float | None, lease_grant: float | None, calls: list[str],
                                kept: bool) -> None:
-    creator = TokenLife("t", token_ttl, token_renewable)
-    lease = lease_of(leased(lease_seconds, renewable), creator)
+    clock = FakeClock()
+    creator = TokenLife("t", token_ttl, token_renewable, granted=clock())
+    lease = lease_of(leased(lease_seconds, renewable), creator, clock())
     assert lease is not None
     # Two thirds of the term have passed.
     shift = (lease.end() - lease.term_start) * 0.7
@@ -118,33 +122,48 @@ def test_extending_a_due_lease(lease_seconds: float, renewable: bool, token_ttl:
     lease.lease_end -= shift
     creator.granted -= shift
     made: list[str] = []
-    assert extend(lease, renewer(token_grant, made, "token"), renewer(lease_grant, made, "lease")) is kept
+    metrics = Metrics(CollectorRegistry())
+    assert extend(lease, renewer(token_grant, made, "token"), renewer(lease_grant, made, "lease"), metrics,
+                  clock) is kept
     assert made == calls
+    renewed = metrics.registry.get_sample_value("provider_cache_lookups_total",
+                                                {"backend": "vault", "cache": "lease", "result": "renewed"})
+    assert renewed == (1.0 if kept else None)
     if kept:
-        assert not lease.due(time.monotonic())
+        assert not lease.due(clock())
 
 
 def test_leases_end_by_age_and_by_the_size_bound() -> None:
-    cache = LeaseCache(2)
-    short = Lease(body={}, lease_id="a", renewable=False, duration=0.3, lease_end=time.monotonic() + 0.3,
-                  creator=TokenLife("t", 0))
+    clock = FakeClock()
+    metrics = Metrics(CollectorRegistry())
+    cache = LeaseCache(2, metrics, clock)
+    short = Lease(body={}, lease_id="a", renewable=False, duration=0.3, lease_end=clock() + 0.3,
+                  creator=TokenLife("t", 0, granted=clock()), term_start=clock())
     cache.put("short", short)
     assert cache.get("short") is short
-    time.sleep(0.28)
+    clock.advance(0.28)
     assert cache.get("short") is None  # within its last tenth: never handed out
+    assert metrics.registry.get_sample_value("provider_cache_lookups_total",
+                                             {"backend": "vault", "cache": "lease", "result": "expired"}) == 1
     for name in ("a", "b", "c"):
-        cache.put(name, lease_of(leased(), TokenLife("t", 0)))  # type: ignore[arg-type]
+        cache.put(name, lease_of(leased(), TokenLife("t", 0, granted=clock()), clock()))  # type: ignore[arg-type]
     assert [cache.get(n) is not None for n in ("a", "b", "c")] == [False, True, True]
     assert len(LeaseCache(0)) == 0 and LeaseCache(0).get("a") is None
 
 
 def test_values_are_kept_for_their_ttl_and_bounded() -> None:
-    cache = ValueCache(0.2, size=2)
+    clock = FakeClock()
+    metrics = Metrics(CollectorRegistry())
+    cache = ValueCache(0.2, size=2, metrics=metrics, now=clock)
     cache.put(("a", "r"), {"data": 1})
     assert cache.get(("a", "r")) == {"data": 1}
     assert cache.get(("b", "r")) is None
-    time.sleep(0.21)
+    clock.advance(0.21)
     assert cache.get(("a", "r")) is None
+    lookups = {result: metrics.registry.get_sample_value(
+        "provider_cache_lookups_total", {"backend": "vault", "cache": "value", "result": result})
+        for result in ("hit", "miss", "expired")}
+    assert lookups == {"hit": 1, "miss": 1, "expired": 1}
     for name in "xyz":
         cache.put(name, {"data": name})
     assert [cache.get(n) for n in "xyz"] == [None, {"data": "y"}, {"data": "z"}]

@@ -14,6 +14,7 @@ from provider.backends.vault.config import TLSSettings
 from provider.backends.vault.tokens import TokenCache, TokenKey
 from provider.backends.vault.transport import tls_context
 from provider.errors import ProviderError
+from tests.support.clock import FakeClock
 from tests.support.openbao import make_tls_files
 
 KEY = TokenKey("http://127.0.0.1:8200", "", "kubernetes", "role", "", "test", "nginx", "uid-1")
@@ -58,10 +59,11 @@ def test_cache_is_bounded_least_recently_used_first() -> None:
 
 
 def test_cached_token_is_dropped_near_its_ttl() -> None:
-    cache = TokenCache(10)
+    clock = FakeClock()
+    cache = TokenCache(10, now=clock)
     cache.put(KEY, "short", 0.25)
     assert cache.get(KEY) == "short"
-    time.sleep(0.25)
+    clock.advance(0.2)  # 80% of the TTL
     assert cache.get(KEY) is None
 
 

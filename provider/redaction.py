@@ -1,0 +1,124 @@
+"""Redaction of what is logged or audited: by key, by the shape of a credential, and by value for the
+credentials mount requests carried (KnownSecrets).
+
+Nothing logged ever holds a secret value on purpose, but everything assumes it might: every log record
+and audit record passes through a Redactor before it is written. The process has one (REDACTOR, over
+KNOWN_SECRETS); tests and tools may build their own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+# Keys whose values are never written, matched without regard to case, anywhere in a structure.
+SECRET_KEYS = frozenset(
+    {
+        "token",
+        "jwt",
+        "client_secret",
+        "clientsecret",
+        "client_assertion",
+        "password",
+        "secret",
+        "secrets",
+        "attributes",
+        "contents",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "x-vault-token",
+        "csi.storage.k8s.io/serviceaccount.tokens",
+    }
+)
+# Shapes of credentials: JWTs (three base64url parts, the first a JSON header) and Vault/OpenBao tokens.
+SECRET_SHAPES = re.compile(
+    r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"|\b(?:hvs|hvb|hvr|s|b|r)\.[A-Za-z0-9_-]{20,}"
+)
+
+
+class KnownSecrets:
+    """Credentials seen in mount requests (nodePublishSecretRef values, service-account tokens), so that
+    redact_text removes them wherever they show up: in a library's log line or in a backend's error text
+    that repeats what it was sent (a client secret has no shape to recognise). Bounded: the oldest go first.
+    """
+
+    MIN_LENGTH = 8  # shorter values ("true", a port) would blank out ordinary words
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[str, None] = OrderedDict()
+        # First MIN_LENGTH characters → the values starting with them: a text is looked up window by window
+        # instead of searched once per known value (a thousand values would cost that for every log field).
+        self._by_prefix: dict[str, tuple[str, ...]] = {}
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            changed = False
+            for value in values:
+                if len(value) < self.MIN_LENGTH:
+                    continue
+                changed = changed or value not in self._values
+                self._values[value] = None
+                self._values.move_to_end(value)
+            while len(self._values) > self.LIMIT:
+                self._values.popitem(last=False)
+            if changed:
+                index: dict[str, list[str]] = {}
+                for known in self._values:
+                    index.setdefault(known[: self.MIN_LENGTH], []).append(known)
+                self._by_prefix = {prefix: tuple(group) for prefix, group in index.items()}
+
+    def scrub(self, text: str) -> str:
+        by_prefix = self._by_prefix
+        if len(text) < self.MIN_LENGTH or not by_prefix:
+            return text
+        size = self.MIN_LENGTH
+        windows = {text[i:i + size] for i in range(len(text) - size + 1)}
+        found = [value for prefix in windows & by_prefix.keys() for value in by_prefix[prefix] if value in text]
+        for value in sorted(found, key=len, reverse=True):  # a secret containing another is removed whole
+            text = text.replace(value, REDACTED)
+        return text
+
+
+class Redactor:
+    """Redaction by key and by shape, plus the credentials `known` has seen."""
+
+    def __init__(self, known: KnownSecrets | None = None) -> None:
+        self.known = known if known is not None else KnownSecrets()
+
+    def text(self, text: str) -> str:
+        return SECRET_SHAPES.sub(REDACTED, self.known.scrub(text))
+
+    def value(self, value: Any) -> Any:
+        """A copy of value with secret-keyed entries and credential-shaped strings replaced."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if str(k).lower() in SECRET_KEYS else self.value(v) for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        if isinstance(value, bytes):
+            return f"<{len(value)} bytes>"
+        return value
+
+
+# The process's own: what the server learns from mount requests, what logs and the audit trail apply.
+KNOWN_SECRETS = KnownSecrets()
+REDACTOR = Redactor(KNOWN_SECRETS)
+
+
+def redact_text(text: str) -> str:
+    return REDACTOR.text(text)
+
+
+def redact(value: Any) -> Any:
+    return REDACTOR.value(value)
