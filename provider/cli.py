@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
 import yaml
@@ -17,7 +18,8 @@ import yaml
 from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider.audit import AuditLog
-from provider.backends import BACKEND_MODULES, Backend, add_backend_arguments, create_backend
+from provider.backends import BACKEND_MODULES, add_backend_arguments, create_backend, declarations
+from provider.contract import Backend
 from provider.files import VersionKey
 from provider.health import HealthServer, start_metrics_server
 from provider.localdriver import (
@@ -105,8 +107,9 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", default="json", choices=["json", "text"])
     parser.add_argument("--version-key-file", default="",
                         help="HMAC key for object versions, shared by all nodes (a mounted Secret)")
-    add_policy_arguments(parser.add_argument_group("what SecretProviderClasses may name"))
-    add_backend_arguments(parser)
+    policy = parser.add_argument_group("what SecretProviderClasses may name")
+    add_policy_arguments(policy)
+    add_backend_arguments(parser, policy)
 
 
 def load_version_key(path: str) -> VersionKey:
@@ -119,7 +122,7 @@ def load_version_key(path: str) -> VersionKey:
     return VersionKey.random()
 
 
-def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend]:
+def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend[Any]]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in BACKEND_MODULES]
     if not chosen or unknown:
@@ -129,11 +132,9 @@ def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend]:
 
 def serve_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
-    if not args.allowed_vault_addresses:
-        log.warning(
-            "no --allowed-vault-addresses: any SecretProviderClass may send pod tokens to any Vault address; "
-            "set it on clusters where SPC authors are not all trusted"
-        )
+    for declaration in declarations():
+        for warning in declaration.serve_warnings(args) if declaration.serve_warnings else ():
+            log.warning(warning)
     daemon = ProviderDaemon(
         args.provider_dir,
         create_backends(args.backends, args),

@@ -1,9 +1,8 @@
 """`secrets-store-csi-provider lint SPC.yaml ...`: offline checks of SecretProviderClass manifests.
 
 Each SPC goes through what a mount would do before any I/O: the driver's own preconditions, the request
-parsing, the templates, and the backend's `plan`. A backend that has a `lint(ctx)` method reports every
-finding at once (unknown parameters and fields with the nearest valid name, each bad object); otherwise
-the first error its `plan` raises is the finding.
+parsing, the templates, and the backend's check (the one a mount's plan runs), which reports every finding
+at once: unknown parameters and fields with the nearest valid name, each bad object.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from provider.backends import BACKEND_MODULES, create_backend
+from provider.backends import BACKEND_MODULES, backend_declaration, create_backend
+from provider.contract import lint_mount
 from provider.errors import ProviderError
 from provider.findings import ERROR, WARNING, Finding
 from provider.localdriver import DriverRejection, PodIdentity, build_mount_request, spc_parts
@@ -25,11 +25,10 @@ from provider.request import MountContext, parse_mount_request
 from provider.templates import parse_templates
 
 LINT_POD = PodIdentity.named("lint", "default", "default")
-# Identity material comes from the cluster at mount time; lint stands in placeholders for it so that an
-# SPC is judged on what its author wrote, not on the tokens the driver will send.
-PLACEHOLDER_AUDIENCES = ("vault", "api://AzureADTokenExchange", "")
+# Identity material comes from the cluster at mount time; lint stands in placeholders for it (for the
+# token audiences and nodePublishSecretRef keys the backend declares) so that an SPC is judged on what its
+# author wrote, not on the tokens the driver will send.
 PLACEHOLDER = "lint-placeholder"
-PLACEHOLDER_SECRETS = {"clientid": PLACEHOLDER, "clientsecret": PLACEHOLDER}
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,12 @@ def lint_spc(path: str, spc: dict[str, Any], args: argparse.Namespace) -> list[P
 
     try:
         _, provider_name, parameters = spc_parts(spc)
-        audiences = {*PLACEHOLDER_AUDIENCES, parameters.get("audience", "").strip()}
-        request = build_mount_request(spc, LINT_POD, tokens={a: PLACEHOLDER for a in audiences},
-                                      secrets=PLACEHOLDER_SECRETS)
+        declaration = backend_declaration(provider_name) if provider_name in BACKEND_MODULES else None
+        audiences = {*declaration.token_audiences, *(parameters.get(name, "").strip()
+                                                    for name in declaration.audience_parameters)} if declaration else ()
+        secrets = dict.fromkeys(declaration.secret_keys, PLACEHOLDER) if declaration else {}
+        request = build_mount_request(spc, LINT_POD, tokens={a: PLACEHOLDER for a in sorted(audiences)},
+                                      secrets=secrets)
         ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
     except (DriverRejection, ProviderError) as exc:
         return [problem(Finding("", ERROR, str(exc)))]
@@ -99,15 +101,7 @@ def _template_findings(ctx: MountContext) -> list[Finding]:
 
 
 def _backend_findings(name: str, ctx: MountContext, args: argparse.Namespace) -> Iterable[Finding]:
-    backend = create_backend(name, args)
-    own_lint = getattr(backend, "lint", None)
-    if own_lint is not None:
-        yield from own_lint(ctx)
-        return
-    try:
-        backend.plan(ctx)
-    except ProviderError as exc:
-        yield Finding("", ERROR, exc.message)
+    return lint_mount(create_backend(name, args), ctx)
 
 
 def report(problems: Sequence[Problem], fmt: str, checked: int) -> str:

@@ -97,13 +97,10 @@ class EndpointPolicy:
 
 
 def add_policy_arguments(parser: object) -> None:
+    """The core's policy flag; each backend declares its own (policy_flags), added to the same group."""
     add = parser.add_argument  # type: ignore[attr-defined]
-    add("--allowed-vault-addresses", default="",
-        help="comma-separated URL prefixes SPCs may name as vaultAddress (default: any; unsafe on shared clusters)")
     add("--allowed-files-dir", default="",
         help="the only directory whose files SPC parameters (CA, client cert/key, cloud env) may name")
-    add("--deny-node-identity", action="store_true",
-        help="refuse SPCs that ask for the node's managed identity (Azure useVMManagedIdentity)")
 
 
 def policy_from_args(args: object) -> EndpointPolicy:

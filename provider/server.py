@@ -1,8 +1,9 @@
 """The gRPC side: one server per backend on `<provider-dir>/<name>.sock`, the Mount pipeline, shutdown.
 
-The server knows nothing of Vault or Azure. A Mount is one pass: request → backend.plan → backend.fetch
-→ output. ProviderError is caught here and only here, and becomes the gRPC status; anything else is a
-bug, logged with its traceback and answered INTERNAL without one.
+The server knows nothing of Vault or Azure. A Mount is one pass: request → the backend's plan (its check,
+contract.py) → backend.fetch → output → the MountResponse (wire.py). ProviderError is caught here and only
+here, and becomes the gRPC status; anything else is a bug, logged with its traceback and answered
+INTERNAL without one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.audit import AuditLog, audit_objects
-from provider.backends import Backend
+from provider.contract import Backend, plan_mount
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
 from provider.files import ObjectRecord, VersionKey
@@ -40,14 +41,12 @@ log = logging.getLogger(__name__)
 API_VERSION = "v1alpha1"
 RUNTIME_NAME = "secrets-store-csi-provider"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
-# nodePublishSecretRef keys whose values identify rather than authenticate: kept readable in logs and errors.
-PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 
 
 class MountServicer(pb_grpc.CSIDriverProviderServicer):
     """Version and Mount for one backend."""
 
-    def __init__(self, backend: Backend, version_key: VersionKey, audit: AuditLog, metrics: Metrics = METRICS,
+    def __init__(self, backend: Backend[Any], version_key: VersionKey, audit: AuditLog, metrics: Metrics = METRICS,
                  redactor: Redactor = REDACTOR) -> None:
         self.backend = backend
         self.version_key = version_key
@@ -60,7 +59,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
 
     def Mount(self, request: pb.MountRequest, context: grpc.ServicerContext) -> pb.MountResponse:
         started = time.monotonic()
-        name = self.backend.name
+        name = self.backend.declaration.name
+        public_keys = self.backend.declaration.public_secret_keys
         ctx: MountContext | None = None
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
@@ -68,10 +68,10 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
-            self.redactor.known.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
+            self.redactor.known.add([*(v for k, v in ctx.secrets.items() if k.lower() not in public_keys),
                                *(t.token for t in ctx.tokens.values())])
             templates = parse_templates(ctx.parameters)
-            plan = self.backend.plan(ctx)
+            plan = plan_mount(self.backend, ctx)
             files = apply_templates(templates, self.backend.fetch(plan, deadline))
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
@@ -99,7 +99,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
     ) -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "backend": self.backend.name,
+            "backend": self.backend.declaration.name,
             "pod": {
                 "namespace": ctx.pod.namespace if ctx else "",
                 "name": ctx.pod.name if ctx else "",
@@ -124,7 +124,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
 
 @dataclass
 class BackendSocket:
-    backend: Backend
+    backend: Backend[Any]
     path: str
     server: grpc.Server
     health: health.HealthServicer
@@ -136,7 +136,7 @@ class ProviderDaemon:
     def __init__(
         self,
         provider_dir: str,
-        backends: Mapping[str, Backend],
+        backends: Mapping[str, Backend[Any]],
         version_key: VersionKey,
         audit: AuditLog,
         max_workers: int = 16,
@@ -180,7 +180,7 @@ class ProviderDaemon:
 
     def healthy(self, timeout: float = 2.0) -> dict[str, bool]:
         """Each socket's answer to a gRPC health check made over the socket itself."""
-        return {s.backend.name: socket_is_serving(s.path, timeout) for s in self.sockets}
+        return {s.backend.declaration.name: socket_is_serving(s.path, timeout) for s in self.sockets}
 
     def stop(self, grace_seconds: float) -> None:
         """Refuse new calls, let in-flight mounts finish within the grace period, remove the sockets."""

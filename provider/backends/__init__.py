@@ -1,13 +1,13 @@
-"""The Backend protocol and the registry of backends, one socket each.
+"""The registry of backends, one socket each; the contract they keep is in provider/contract.py.
 
-A backend package (`provider.backends.<name>`) exposes two module-level functions:
+A backend package (`provider.backends.<name>`) exposes, at module level:
 
-    def add_arguments(parser: argparse.ArgumentParser) -> None   # its daemon flags, e.g. --vault-addr
-    def create(args: argparse.Namespace) -> Backend               # called once at start-up
+    declaration: Declaration                       # its parameters, fields, flags... as data
+    def create(args: argparse.Namespace) -> Backend  # called once at start-up
 
 and keeps its heavy imports (hvac, azure-*) inside `create` or the modules it calls, so a daemon that
 serves only one backend never loads the other's libraries. A new backend is one package and one line
-in BACKEND_MODULES.
+in BACKEND_MODULES; the core reaches backends only through this registry.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import importlib
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
+from provider.contract import Backend, Declaration
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile
+from provider.findings import Findings
 from provider.request import MountContext
 
 # Backend name (also the socket name, `<provider-dir>/<name>.sock`) → module.
@@ -28,32 +30,20 @@ BACKEND_MODULES: dict[str, str] = {
 }
 
 
-class Backend(Protocol):
-    name: str
-
-    def plan(self, ctx: MountContext) -> Any:
-        """Parse and validate everything the mount needs, without I/O. Raises ProviderError."""
-        ...
-
-    def fetch(self, plan: Any, deadline: float) -> list[SecretFile]:
-        """Read every object of the plan as the pod, before `deadline` (time.monotonic())."""
-        ...
-
-
 class UnbuiltBackend:
     """Stands in for a backend whose package this build does not have: its socket still answers."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        self.declaration = Declaration(name)
 
-    def plan(self, ctx: MountContext) -> Any:
-        raise ProviderError(
+    def check(self, ctx: MountContext, findings: Findings) -> None:
+        findings.error(ProviderError(
             ErrorKind.UNIMPLEMENTED,
-            f"the {self.name!r} backend is not part of this build of the provider",
-        )
+            f"the {self.declaration.name!r} backend is not part of this build of the provider",
+        ))
 
     def fetch(self, plan: Any, deadline: float) -> list[SecretFile]:
-        raise AssertionError("plan always fails")
+        raise AssertionError("check always fails")
 
 
 def backend_module(name: str) -> ModuleType | None:
@@ -66,21 +56,35 @@ def backend_module(name: str) -> ModuleType | None:
             return None
         raise
     # A directory without the entry points (e.g. a namespace package with no __init__) is not a backend.
-    return module if hasattr(module, "create") and hasattr(module, "add_arguments") else None
+    return module if isinstance(getattr(module, "declaration", None), Declaration) and hasattr(module, "create") \
+        else None
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    for name in BACKEND_MODULES:
-        module = backend_module(name)
-        if module is not None:
-            module.add_arguments(parser.add_argument_group(f"{name} backend"))
+def backend_declaration(name: str) -> Declaration | None:
+    """What the backend declares, or None when this build does not have it."""
+    module = backend_module(name)
+    return None if module is None else module.declaration  # type: ignore[no-any-return]
 
 
-def create_backend(name: str, args: argparse.Namespace) -> Backend:
+def declarations() -> list[Declaration]:
+    """The declarations of every backend this build has, in registry order."""
+    return [d for d in map(backend_declaration, BACKEND_MODULES) if d is not None]
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, policy_group: Any) -> None:
+    """Each backend's flags in a group of its own; its policy flags into `policy_group`."""
+    for declaration in declarations():
+        for flag in declaration.policy_flags:
+            flag.add_to(policy_group)
+    for declaration in declarations():
+        declaration.add_flags(parser.add_argument_group(f"{declaration.name} backend"))
+
+
+def create_backend(name: str, args: argparse.Namespace) -> Backend[Any]:
     if name not in BACKEND_MODULES:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKEND_MODULES))}")
     module = backend_module(name)
     if module is None:
         return UnbuiltBackend(name)
-    backend: Backend = module.create(args)
+    backend: Backend[Any] = module.create(args)
     return backend

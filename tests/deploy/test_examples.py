@@ -11,6 +11,7 @@ import yaml
 
 from provider.backends import Backend, create_backend
 from provider.cli import build_parser
+from provider.contract import plan_mount
 from provider.localdriver import PodIdentity, build_mount_request
 from provider.request import parse_mount_request
 from tests.deploy.manifests import DEPLOY, SPC_KIND, Manifest, load_manifests, pod_specs, secrets_store_volumes
@@ -50,4 +51,4 @@ def test_example_spc_passes_the_backends_checks(spc: Manifest) -> None:
     request = build_mount_request(doc, pod, tokens=TOKENS)
     ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
     assert ctx.spc_name == spc.name
-    assert backend(doc["spec"]["provider"]).plan(ctx) is not None
+    assert plan_mount(backend(doc["spec"]["provider"]), ctx) is not None

@@ -40,8 +40,10 @@ from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions, AzurePlan
 from provider.backends.vault.backend import VaultBackend
 from provider.backends.vault.config import VaultPlan, defaults_from
+from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile, VersionKey
+from provider.findings import Findings
 from provider.localdriver import check_response
 from provider.output import check_file_set
 from provider.paths import path_problem
@@ -307,7 +309,7 @@ def test_vault_plan_is_a_clean_error_or_safe_paths(objects: str, params: dict[st
     ctx = mount_context({**params, "objects": objects}, pod, audiences, secrets)
     with IOGuard().watching() as guard:
         try:
-            plan: VaultPlan = backend.plan(ctx)
+            plan: VaultPlan = plan_mount(backend, ctx)
         except ProviderError as exc:
             assert_clean_error(exc, VAULT_KINDS)
             plan = None  # type: ignore[assignment]
@@ -364,7 +366,7 @@ def test_azure_plan_is_a_clean_error_or_safe_paths(objects: str, params: dict[st
     ctx = mount_context({**params, "objects": objects}, pod, audiences, secrets)
     with IOGuard().watching() as guard:
         try:
-            plan: AzurePlan | None = backend.plan(ctx)
+            plan: AzurePlan | None = plan_mount(backend, ctx)
         except ProviderError as exc:
             assert_clean_error(exc, AZURE_KINDS)
             plan = None
@@ -388,12 +390,12 @@ class PlannedFiles:
     may hold (for Vault's per-key objects), and does no I/O."""
 
     def __init__(self, backend: Any, paths: Any) -> None:
-        self.name = backend.name
+        self.declaration = backend.declaration
         self._backend = backend
         self._paths = paths
 
-    def plan(self, ctx: Any) -> Any:
-        return self._backend.plan(ctx)
+    def check(self, ctx: Any, findings: Findings) -> Any:
+        return self._backend.check(ctx, findings)
 
     def fetch(self, plan: Any, deadline: float) -> list[SecretFile]:
         return [SecretFile(path, f"value of {path}".encode(), object_id, spec)

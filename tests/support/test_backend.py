@@ -1,12 +1,8 @@
 """A backend for testing the daemon itself: its SPC parameters say what files to return. Never shipped.
 
-Parameters:
-  objects          YAML list of {objectName, path (default objectName), value | valueBase64, repeat, filePermission}
-  delaySeconds     sleep this long in fetch, inside the deadline
-  failWith         an ErrorKind name: fail the mount with it
-  requireAudience  fail UNAUTHENTICATED unless the driver sent a token for this audience
-  echoPod          "true": add a file `pod-info` with the pod's namespace/name/uid/service account
-  echoSecret       a nodePublishSecretRef key whose raw value becomes the file `secret-value`
+It is also the proof that a backend is one package-like module with its declaration and fetch, plus one
+registry line (tests/support/serve.py), touching no core module. Its parameters, as the declaration says:
+objects, delaySeconds, failWith, requireAudience, echoPod, echoSecret.
 """
 
 from __future__ import annotations
@@ -20,10 +16,28 @@ from typing import Any
 
 import yaml
 
+from provider.contract import Declaration, Flag, ObjectField, Parameter
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.files import SecretFile
+from provider.findings import Findings
 from provider.request import MountContext
+
+declaration = Declaration(
+    name="test",
+    parameters=(
+        Parameter("objects", "YAML list of {objectName, path, value | valueBase64, repeat, filePermission}."),
+        Parameter("delaySeconds", "Sleep this long in fetch, inside the deadline.", default="0"),
+        Parameter("failWith", "An ErrorKind name: fail the mount with it."),
+        Parameter("requireAudience", "Fail UNAUTHENTICATED unless the driver sent a token for this audience."),
+        Parameter("echoPod", "\"true\": add a file `pod-info` with the pod's namespace/name/uid/service account."),
+        Parameter("echoSecret", "A nodePublishSecretRef key whose raw value becomes the file `secret-value`."),
+    ),
+    object_fields=tuple(ObjectField(name, "") for name in
+                        ("objectName", "path", "value", "valueBase64", "repeat", "filePermission")),
+    flags=(Flag("--test-delay-cap", "the longest delaySeconds the test backend sleeps (default: no cap)",
+                default=None, type=float),),
+)
 
 
 @dataclass(frozen=True)
@@ -33,9 +47,20 @@ class ScriptedPlan:
 
 
 class ScriptedBackend:
-    name = "test"
+    declaration = declaration
 
-    def plan(self, ctx: MountContext) -> ScriptedPlan:
+    def __init__(self, delay_cap: float | None = None) -> None:
+        self.delay_cap = delay_cap
+
+    def check(self, ctx: MountContext, findings: Findings) -> ScriptedPlan | None:
+        try:
+            plan = self._plan(ctx)
+        except ProviderError as exc:
+            findings.error(exc)
+            return None
+        return plan
+
+    def _plan(self, ctx: MountContext) -> ScriptedPlan:
         params = ctx.parameters
         if params.get("failWith"):
             raise ProviderError(ErrorKind[params["failWith"]], f"planted {params['failWith']} failure")
@@ -54,7 +79,8 @@ class ScriptedBackend:
         if params.get("echoSecret"):
             value = ctx.secrets.get(params["echoSecret"], "")
             files.append(SecretFile("secret-value", value.encode(), "secret-value", "secret-value"))
-        return ScriptedPlan(tuple(files), float(params.get("delaySeconds", "0")))
+        delay = float(params.get("delaySeconds", "0"))
+        return ScriptedPlan(tuple(files), delay if self.delay_cap is None else min(delay, self.delay_cap))
 
     def _file(self, obj: dict[str, Any]) -> SecretFile:
         contents = base64.b64decode(obj["valueBase64"]) if "valueBase64" in obj else str(obj.get("value", "")).encode()
@@ -78,9 +104,5 @@ class ScriptedBackend:
         return list(plan.files)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    return None
-
-
 def create(args: argparse.Namespace) -> ScriptedBackend:
-    return ScriptedBackend()
+    return ScriptedBackend(declaration.flag_values(args)["test_delay_cap"])

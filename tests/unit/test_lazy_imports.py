@@ -13,6 +13,7 @@ from provider.backends import create_backend
 from provider.cli import build_parser
 from provider.localdriver import PodIdentity, build_mount_request
 from provider.request import parse_mount_request
+from provider.contract import plan_mount
 
 args = build_parser().parse_args(["serve", "--backends", {backends!r}])
 backends = {{name: create_backend(name, args) for name in {backends!r}.split(",")}}
@@ -21,7 +22,7 @@ if "azure" in backends:
         "keyvaultName": "kvname", "tenantId": "t", "clientID": "c",
         "objects": "array:\\n  - |\\n    objectName: s\\n    objectType: secret\\n"}}}}}}
     request = build_mount_request(spc, PodIdentity.named("p"), tokens={{"api://AzureADTokenExchange": "x.y.z"}})
-    backends["azure"].plan(parse_mount_request(request.attributes, request.secrets, request.permission, ""))
+    plan_mount(backends["azure"], parse_mount_request(request.attributes, request.secrets, request.permission, ""))
 print(sorted({{m.split(".")[0] + ("." + m.split(".")[1] if m.startswith("azure.") else "") for m in sys.modules
               if m.startswith(("azure.", "msal", "hvac"))}}))
 """

@@ -10,6 +10,7 @@ import yaml
 
 from provider.backends import create_backend
 from provider.cli import build_parser, main
+from provider.contract import lint_mount, plan_mount
 from provider.errors import ProviderError
 from provider.localdriver import PodIdentity, build_mount_request
 from provider.request import MountContext, parse_mount_request
@@ -221,10 +222,10 @@ def test_a_mount_fails_with_the_first_error_lint_reports(document: dict[str, obj
     provider_name = str(document["spec"]["provider"])  # type: ignore[index]
     backend = create_backend(provider_name, build_parser().parse_args(["lint", "x"]))
     ctx = mount_context(document)
-    errors = [f.message for f in backend.lint(ctx) if f.severity == "error"]  # type: ignore[attr-defined]
+    errors = [f.message for f in lint_mount(backend, ctx) if f.severity == "error"]
     if not errors:
-        backend.plan(ctx)
+        plan_mount(backend, ctx)
         return
     with pytest.raises(ProviderError) as caught:
-        backend.plan(ctx)
+        plan_mount(backend, ctx)
     assert caught.value.message == errors[0]

@@ -10,9 +10,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from provider.backends.azure.config import AzureOptions, AzurePlan, check_plan
+from provider.backends.azure.declaration import DECLARATION
 from provider.fanout import FanOut
 from provider.files import SecretFile
-from provider.findings import Finding, Findings, warn_once
+from provider.findings import Findings
 from provider.metrics import METRICS, Metrics
 from provider.request import MountContext
 
@@ -27,7 +28,9 @@ HELPERS_PER_READ = 4
 
 
 class AzureBackend:
-    name = "azure"
+    """The contract's Backend[AzurePlan]."""
+
+    declaration = DECLARATION
 
     def __init__(self, options: AzureOptions, metrics: Metrics = METRICS) -> None:
         self.options = options
@@ -46,21 +49,8 @@ class AzureBackend:
                 self._identities = IdentityCache(make_clients, metrics=self.metrics)
             return self._identities
 
-    def plan(self, ctx: MountContext) -> AzurePlan:
-        findings = Findings()
-        plan = check_plan(ctx, self.options, findings)
-        spc = f"{ctx.pod.namespace}/{ctx.spc_name}"
-        for warning in findings.warnings:
-            warn_once(spc, warning.key, f"SecretProviderClass {spc}: {warning.message}", warning.fields)
-        findings.raise_first()
-        assert plan is not None
-        return plan
-
-    def lint(self, ctx: MountContext) -> list[Finding]:
-        """Every problem `plan` would find (it raises only the first), and every warning it would log."""
-        findings = Findings()
-        check_plan(ctx, self.options, findings)
-        return findings.items
+    def check(self, ctx: MountContext, findings: Findings) -> AzurePlan | None:
+        return check_plan(ctx, self.options, findings)
 
     def fetch(self, plan: AzurePlan, deadline: float) -> list[SecretFile]:
         from provider.backends.azure.fetch import fetch_files

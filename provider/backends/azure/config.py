@@ -12,23 +12,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
+from provider.backends.azure.declaration import (
+    CLIENT_ID_KEY,
+    CLIENT_SECRET_KEY,
+    DECLARATION,
+    DEFAULT_CLOUD,
+    WORKLOAD_IDENTITY_AUDIENCE,
+)
 from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.errors import ErrorKind, ProviderError, invalid
-from provider.findings import Findings, checked, nearest
+from provider.findings import Findings, checked
 from provider.paths import PathClaim, path_clashes
 from provider.policy import EndpointPolicy
-from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
-from provider.templates import TEMPLATES_PARAMETER
+from provider.request import MountContext, PodInfo
+from provider.scalars import GO_BOOL, BoolSyntax
 
-WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
-PARAMETERS = ("keyvaultName", "tenantID", "tenantId", "clientID", "useVMManagedIdentity", "userAssignedIdentityID",
-              "cloudName", "cloudEnvFileName", "objects", "usePodIdentity", "useAzureTokenProxy")
-# Parameters of old official releases that it (and so this provider) ignores.
-IGNORED_PARAMETERS = ("resourceGroup", "subscriptionId")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class AzureOptions:
 
     construct_pem_chain: bool = True
     split_cert_and_key: bool = False
-    default_cloud: str = "AzurePublicCloud"
+    default_cloud: str = DEFAULT_CLOUD
     policy: EndpointPolicy = field(default_factory=EndpointPolicy)
 
 
@@ -91,13 +91,13 @@ class AzurePlan:
     options: AzureOptions
 
 
-def parse_bool(value: str, name: str) -> bool:
-    """Go's strconv.ParseBool, which SPCs written for the official provider rely on; "" is false."""
+def parse_bool(value: str, name: str, booleans: BoolSyntax = GO_BOOL) -> bool:
+    """The parameter's declared booleans (Go's strconv.ParseBool, which SPCs written for the official provider
+    rely on); "" is false."""
     text = value.strip()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
+    setting = booleans.parse(text) if text else False
+    if setting is not None:
+        return setting
     raise invalid(f"failed to parse {name} flag: {text!r} is not true or false")
 
 
@@ -117,7 +117,8 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
         findings.error(invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)"))
     params = {key: value.strip() for key, value in ctx.parameters.items()}
     use_pod_identity, use_vm_identity, use_token_proxy = (
-        bool(findings.attempt(functools.partial(parse_bool, params.get(name, ""), name)))
+        bool(findings.attempt(functools.partial(parse_bool, params.get(name, ""), name,
+                                                    DECLARATION.parameter(name).booleans or GO_BOOL)))
         for name in ("usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy")
     )
     if use_pod_identity + use_vm_identity + use_token_proxy > 1:
@@ -128,7 +129,7 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
     vault_name = params.get("keyvaultName", "")
     if not vault_name:
         findings.error(invalid("keyvaultName is not provided: set it to the name of the Key Vault"))
-    tenant_id = params.get("tenantID") or params.get("tenantId", "")
+    tenant_id = DECLARATION.parameter("tenantID").read(params)
     if not tenant_id:
         findings.error(invalid("tenantId is not provided: set tenantID to the Key Vault's Entra ID tenant"))
     elif not _TENANT.match(tenant_id):
@@ -155,7 +156,7 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
     for obj, problem in path_problems(objects):
         findings.error(problem, obj.label)
     planned = plan_objects(objects, vault_name, url or "", cloud, findings) if cloud else []
-    unknown_parameters(ctx.parameters, findings)
+    DECLARATION.unknown_parameters(ctx.parameters, findings)
     if findings.error_count > before or cloud is None or identity is None or url is None:
         return None
     return AzurePlan(
@@ -167,20 +168,6 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
         objects=tuple(planned),
         options=options,
     )
-
-
-def unknown_parameters(params: Mapping[str, str], findings: Findings) -> None:
-    """Ignored, as by the official provider, but reported with the nearest known name."""
-    for name in params:
-        if name in PARAMETERS or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
-            continue
-        if name in IGNORED_PARAMETERS:
-            findings.warn(f"parameter {name!r} is ignored (the official provider ignores it too)", key=name,
-                          parameter=name)
-            continue
-        guess = nearest(name, PARAMETERS)
-        hint = f"; did you mean {guess!r}?" if guess else ""
-        findings.warn(f"unknown parameter {name!r} is ignored{hint}", key=name, parameter=name, suggestion=guess)
 
 
 def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool) -> Identity:
@@ -211,14 +198,14 @@ def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_
             "or a nodePublishSecretRef Secret with clientid and clientsecret (nodePublishSecretRef secret "
             "is not set)",
         )
-    for key in ("clientid", "clientsecret"):
+    for key in (CLIENT_ID_KEY, CLIENT_SECRET_KEY):
         if not secrets.get(key, "").strip():
             raise ProviderError(
                 ErrorKind.UNAUTHENTICATED,
                 f"could not find {key} in secrets: the nodePublishSecretRef Secret needs the keys clientid "
                 "and clientsecret",
             )
-    return ServicePrincipal(tenant_id, secrets["clientid"].strip(), secrets["clientsecret"].strip())
+    return ServicePrincipal(tenant_id, secrets[CLIENT_ID_KEY].strip(), secrets[CLIENT_SECRET_KEY].strip())
 
 
 def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, ProviderError]]:

@@ -19,13 +19,14 @@ from azure.keyvault.secrets import SecretClient
 
 from provider.backends.azure import content, sdk_errors
 from provider.backends.azure.config import AzurePlan, PlannedObject
-from provider.backends.azure.retry import call_with_retries
+from provider.backends.azure.retry import POLICY
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.fanout import DeadlinePassed, FanOut
 from provider.files import SecretFile
 from provider.metrics import METRICS, Metrics
+from provider.retry import call_with_retries
 
 BACKEND = "azure"
 # The api-version the official provider speaks (azsecrets v0.13 and friends): same wire, same answers.
@@ -182,7 +183,7 @@ class _Reader:
                 self._metrics.backend_request(BACKEND, name, status, time.monotonic() - started)
 
         try:
-            return call_with_retries(attempt, self._deadline, f"reading {what}", sdk_errors.transient)
+            return call_with_retries(attempt, self._deadline, f"reading {what}", POLICY, sdk_errors.transient)
         except ProviderError as exc:
             if exc.kind is ErrorKind.DEADLINE_EXCEEDED:
                 raise DeadlinePassed() from exc  # the mount's message names every object still unanswered

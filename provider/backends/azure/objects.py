@@ -19,25 +19,16 @@ from typing import Any
 
 import yaml
 
+from provider.backends.azure.declaration import DECLARATION
 from provider.errors import ProviderError, invalid
-from provider.findings import Findings, checked, nearest
+from provider.findings import Findings, checked
 from provider.limits import MAX_MODE
 from provider.paths import path_problem
 
 OBJECT_TYPES = ("secret", "key", "cert")
 FORMATS = ("pem", "pfx")
 ENCODINGS = ("utf-8", "base64", "hex")
-FIELDS = (
-    "objectName",
-    "objectAlias",
-    "objectType",
-    "objectVersion",
-    "objectVersionHistory",
-    "objectFormat",
-    "objectEncoding",
-    "filePermission",
-    "keyvaultName",  # ours: the object's own vault, with the SPC's identity (official provider issue #1088)
-)
+FIELDS = DECLARATION.field_names
 KNOWN_FIELDS = frozenset(FIELDS)
 # Key Vault object names: 1-127 letters, digits and dashes. Versions: 32 hex digits in practice.
 _OBJECT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -180,7 +171,7 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
             for key in FIELDS}
     label = text["objectName"] or label
     for key in sorted(str(key) for key in fields if key not in KNOWN_FIELDS):
-        suggestion = nearest(key, FIELDS)
+        suggestion = DECLARATION.field_suggestion(key)
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
         findings.warn(f"object {index} ({text['objectName']!r}): unknown field {key!r} is ignored{hint}", label,
                       key=f"object field {key}", index=index, field=key, suggestion=suggestion)

@@ -25,9 +25,10 @@ from provider.backends.azure.config import (
     ServicePrincipal,
     WorkloadIdentity,
 )
-from provider.backends.azure.retry import RETRY_STATUSES, GaveUp, retry_after
+from provider.backends.azure.retry import RETRY_STATUSES
 from provider.errors import ErrorKind, ProviderError
 from provider.redaction import redact_text
+from provider.retry import GaveUp, retry_after
 
 _AADSTS = re.compile(r"AADSTS\d+:[^\r\n]*?(?:\.(?=\s|$)|$)", re.MULTILINE)
 _FOREIGN_TENANT = re.compile(r"not configured to acquire tokens for tenant ([A-Za-z0-9.-]+)")
@@ -37,7 +38,7 @@ _PERMISSION = {"get_secret": "secrets get", "get_key": "keys get", "get_certific
 
 
 def transient(exc: BaseException) -> tuple[bool, float | None]:
-    """For retry.call_with_retries: throttling, server errors and dropped connections are worth a retry."""
+    """For the core retry loop: throttling, server errors and dropped connections are worth a retry."""
     if isinstance(exc, ClientAuthenticationError):
         return False, None
     if isinstance(exc, HttpResponseError) and exc.status_code in RETRY_STATUSES:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from provider.backends.vault.auth import TokenSource, where
-from provider.backends.vault.config import Defaults, VaultPlan, check_plan, spc_label
+from provider.backends.vault.config import Defaults, VaultPlan, check_plan
+from provider.backends.vault.declaration import DECLARATION, DEFAULT_CACHE_SIZE, DEFAULT_CONCURRENCY
 from provider.backends.vault.files import object_files
 from provider.backends.vault.leases import LeaseCache
 from provider.backends.vault.objects import ReadRequest, VaultObject
@@ -25,23 +26,24 @@ from provider.backends.vault.values import ValueCache
 from provider.errors import ErrorKind, ProviderError
 from provider.fanout import DeadlinePassed, FanOut
 from provider.files import SecretFile
-from provider.findings import Finding, Findings, warn_once
+from provider.findings import Findings
 from provider.metrics import METRICS, Metrics
 from provider.request import MountContext
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 8
 # Threads that help mounts with their reads, for the whole process, per allowed read of one mount.
 HELPERS_PER_READ = 4
 
 
 class VaultBackend:
-    name = "vault"
+    """The contract's Backend[VaultPlan]."""
 
-    def __init__(self, defaults: Defaults, token_source: TokenSource | None = None, cache_size: int = 1000,
-                 concurrency: int = DEFAULT_CONCURRENCY, token_scope: str = POD, cache_ttl: float = 0.0,
-                 lease_cache_size: int = 1000, metrics: Metrics = METRICS,
+    declaration = DECLARATION
+
+    def __init__(self, defaults: Defaults, token_source: TokenSource | None = None,
+                 cache_size: int = DEFAULT_CACHE_SIZE, concurrency: int = DEFAULT_CONCURRENCY, token_scope: str = POD,
+                 cache_ttl: float = 0.0, lease_cache_size: int = DEFAULT_CACHE_SIZE, metrics: Metrics = METRICS,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.defaults = defaults
         self.token_source = token_source
@@ -53,20 +55,8 @@ class VaultBackend:
                                metrics=metrics, now=now)
         self.fanout = FanOut(HELPERS_PER_READ * self.concurrency, "vault-read")
 
-    def plan(self, ctx: MountContext) -> VaultPlan:
-        findings = Findings()
-        plan = check_plan(ctx, self.defaults, findings)
-        for warning in findings.warnings:
-            warn_once(spc_label(ctx), warning.key, warning.message, warning.fields)
-        findings.raise_first()
-        assert plan is not None
-        return plan
-
-    def lint(self, ctx: MountContext) -> list[Finding]:
-        """Every problem `plan` would find (it raises only the first), and every warning it would log."""
-        findings = Findings()
-        check_plan(ctx, self.defaults, findings)
-        return findings.items
+    def check(self, ctx: MountContext, findings: Findings) -> VaultPlan | None:
+        return check_plan(ctx, self.defaults, findings)
 
     def fetch(self, plan: VaultPlan, deadline: float) -> list[SecretFile]:
         reads = MountReads(self.reads, self.sessions.get(plan.connection), plan, deadline, self.token_source)

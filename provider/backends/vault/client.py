@@ -9,7 +9,6 @@ What a status means is for the caller, who knows which object it was reading.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import socket
 import ssl
@@ -20,24 +19,25 @@ from typing import Any
 
 import hvac.adapters
 import requests
+from urllib3.exceptions import NewConnectionError
 
-from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.gojson import parse_json
 from provider.metrics import METRICS, Metrics
 from provider.redaction import redact_text
+from provider.retry import GaveUp, RetryPolicy, Verdict, call_with_retries, retry_after
 
 log = logging.getLogger(__name__)
 
 BACKEND = "vault"
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
-MAX_ATTEMPTS = 3
+# Three calls at most; Retry-After honoured up to 5 s; half a second kept back for the answer.
+POLICY = RetryPolicy(max_attempts=3, base_delay=0.3, max_delay=1.2, max_retry_after=5.0, margin=0.5)
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 # Statuses at which Vault has not acted on the request, so even a PUT or POST may be sent again.
 NOT_ACTED_STATUSES = frozenset({412, 429, 503})
 IDEMPOTENT = frozenset({"GET", "LIST", "HEAD"})
-MAX_RETRY_AFTER = 5.0
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)]+)")
 _SSL_LOCATION = re.compile(r"\(_ssl\.c:\d+\)")
 
@@ -89,29 +89,37 @@ def call(
     headers = {"X-Vault-Token": token} if token else {}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        left = time_left(deadline, what)
+    read_timeouts: list[float] = []
+
+    def attempt(left: float) -> Answer:
         read_timeout = min(REQUEST_TIMEOUT, left)
+        read_timeouts.append(read_timeout)
         started = time.monotonic()
         try:
             response = adapter.request(
                 method, path, headers=dict(headers), raise_exception=False, params=list(params) or None,
                 data=body.encode() if body is not None else None, timeout=(min(CONNECT_TIMEOUT, left), read_timeout),
             )
-        except requests.exceptions.RequestException as exc:
+        except requests.exceptions.RequestException:
             metrics.backend_request(BACKEND, operation, None, time.monotonic() - started)
-            retryable = _is_connect_failure(exc)
-            if retryable and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
-                continue
-            raise _transport_error(exc, what, where, deadline, read_timeout) from None
+            raise
         metrics.backend_request(BACKEND, operation, response.status_code, time.monotonic() - started)
-        answer = _answer(response)
+        return _answer(response)
+
+    def retry_answer(answer: Answer) -> Verdict:
         retry = answer.status in RETRY_STATUSES and (method in IDEMPOTENT or answer.status in NOT_ACTED_STATUSES)
-        if retry and not answer.sealed and attempt < MAX_ATTEMPTS and _pause(attempt, answer.retry_after, deadline):
-            log.debug("retrying a Vault call", extra={"fields": {"operation": operation, "status": answer.status}})
-            continue
-        return answer
-    raise AssertionError("the loop returns or raises")
+        if retry and not answer.sealed:
+            log.debug("a Vault call may be retried",
+                      extra={"fields": {"operation": operation, "status": answer.status}})
+            return True, answer.retry_after
+        return False, None
+
+    try:
+        return call_with_retries(attempt, deadline, what, POLICY, _transient, retry_answer)
+    except GaveUp as exc:
+        raise _transport_error(exc.cause, what, where, deadline, read_timeouts[-1]) from exc.cause
+    except requests.exceptions.RequestException as exc:
+        raise _transport_error(exc, what, where, deadline, read_timeouts[-1]) from exc
 
 
 def _answer(response: requests.Response) -> Answer:
@@ -123,29 +131,38 @@ def _answer(response: requests.Response) -> Answer:
             body = parse_json(content)
         except ValueError:
             not_json = True
-    retry_after = None
-    header = response.headers.get("Retry-After", "")
-    if header.strip().isdigit():
-        retry_after = min(float(header), MAX_RETRY_AFTER)
-    return Answer(status=response.status_code, body=body, not_json=not_json, retry_after=retry_after)
+    return Answer(status=response.status_code, body=body, not_json=not_json,
+                  retry_after=retry_after(response.headers))
 
 
-def _is_connect_failure(exc: BaseException) -> bool:
-    """True when the request never reached Vault (so sending it again cannot repeat an action)."""
+def _transient(exc: BaseException) -> Verdict:
+    """A request that never reached Vault may be sent again: sending it cannot repeat an action."""
+    return isinstance(exc, requests.exceptions.RequestException) and _never_reached_vault(exc), None
+
+
+def _never_reached_vault(exc: BaseException) -> bool:
     if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ReadTimeout)):
         return False
-    return isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError)) and (
-        "NewConnectionError" in repr(exc) or isinstance(exc, requests.exceptions.ConnectTimeout)
-    )
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, NewConnectionError)
 
 
-def _pause(attempt: int, retry_after: float | None, deadline: float) -> bool:
-    """Sleep before the next attempt; False when the deadline leaves no time for it."""
-    delay = retry_after if retry_after is not None else 0.2 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-    if time.monotonic() + delay + 0.5 >= deadline:
-        return False
-    time.sleep(delay)
-    return True
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True when an exception of `kind` is exc or under it (arguments, `reason`, cause or context)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        reason = getattr(current, "reason", None)
+        pending.extend(a for a in (*current.args, reason, current.__cause__, current.__context__)
+                       if isinstance(a, BaseException))
+    return False
 
 
 def _transport_error(exc: BaseException, what: str, where: str, deadline: float, timeout: float) -> ProviderError:

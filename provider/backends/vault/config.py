@@ -13,35 +13,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from provider.backends.vault.declaration import (
+    ADDRESS,
+    AUDIENCE,
+    AUTH_MOUNT,
+    CA_CERT,
+    CA_DIRECTORY,
+    CLIENT_CERT,
+    CLIENT_KEY,
+    DECLARATION,
+    DEFAULT_ADDRESS,
+    DEFAULT_AUDIENCE,
+    DEFAULT_AUTH_MOUNT,
+    KUBERNETES_MOUNT,
+    NAMESPACE,
+    OBJECTS,
+    ROLE,
+    SERVER_NAME,
+    SKIP_VERIFY,
+)
 from provider.backends.vault.objects import VaultObject, check_objects
-from provider.backends.vault.unknown import unknown_parameters
+from provider.contract import spc_label
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
+from provider.scalars import GO_BOOL
 
-DEFAULT_ADDRESS = "https://127.0.0.1:8200"
-DEFAULT_AUTH_MOUNT = "kubernetes"
-DEFAULT_AUDIENCE = "vault"
-
-ROLE = "roleName"
-ADDRESS = "vaultAddress"
-NAMESPACE = "vaultNamespace"
-AUTH_MOUNT = "vaultAuthMountPath"
-KUBERNETES_MOUNT = "vaultKubernetesMountPath"
-AUDIENCE = "audience"
-CA_CERT = "vaultCACertPath"
-CA_DIRECTORY = "vaultCADirectory"
-SERVER_NAME = "vaultTLSServerName"
-SKIP_VERIFY = "vaultSkipTLSVerify"
-CLIENT_CERT = "vaultTLSClientCertPath"
-CLIENT_KEY = "vaultTLSClientKeyPath"
-OBJECTS = "objects"
-
-KNOWN_PARAMETERS = (ROLE, ADDRESS, NAMESPACE, AUTH_MOUNT, KUBERNETES_MOUNT, AUDIENCE, CA_CERT, CA_DIRECTORY,
-                    SERVER_NAME, SKIP_VERIFY, CLIENT_CERT, CLIENT_KEY, OBJECTS)
-# Accepted and ignored by the official provider since 0.1.0.
-IGNORED_PARAMETERS = ("kubernetesServiceAccountPath", "vaultCAPem")
 # The environment variables the official provider's Vault client reads, by the parameter they default.
 ENVIRONMENT = {
     ADDRESS: "VAULT_ADDR",
@@ -53,8 +51,6 @@ ENVIRONMENT = {
     CLIENT_CERT: "VAULT_CLIENT_CERT",
     CLIENT_KEY: "VAULT_CLIENT_KEY",
 }
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _MOUNT_PATH = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 
 
@@ -149,7 +145,7 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
         findings.error(invalid(f"SecretProviderClass {spc}: vaultAuthMountPath {mount!r} is not an auth mount path"))
     connection = findings.attempt(lambda: _connection(params, defaults, spc))
     audience = params.get(AUDIENCE, "").strip()
-    unknown_parameters(params, spc, KNOWN_PARAMETERS, IGNORED_PARAMETERS, findings)
+    DECLARATION.unknown_parameters(params, findings)
     objects = check_objects(params.get(OBJECTS, ""), spc, findings)
     if findings.error_count > before or connection is None:
         return None
@@ -163,11 +159,6 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
         spc=spc,
         driver_token=ctx.token_for(audience or DEFAULT_AUDIENCE),
     )
-
-
-def spc_label(ctx: MountContext) -> str:
-    """"<namespace>/<name>" of the mount's SecretProviderClass, for messages and logs."""
-    return f"{ctx.pod.namespace}/{ctx.spc_name}" if ctx.spc_name else ctx.pod.namespace or "(unnamed)"
 
 
 def _connection(params: Mapping[str, str], defaults: Defaults, spc: str) -> Connection:
@@ -244,10 +235,9 @@ def _skip_verify(value: str, source: str) -> bool | None:
     value = value.strip()
     if not value:
         return None
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
+    setting = (DECLARATION.parameter(SKIP_VERIFY).booleans or GO_BOOL).parse(value)
+    if setting is not None:
+        return setting
     raise invalid(f"{source}: vaultSkipTLSVerify {value!r} is not a boolean; use \"true\" or \"false\"")
 
 

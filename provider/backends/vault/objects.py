@@ -19,21 +19,20 @@ from urllib.parse import parse_qsl, urlencode
 
 import yaml
 
+from provider.backends.vault.declaration import DECLARATION
 from provider.backends.vault.yamlcore import composed, core_value, integer, scalar_text
 from provider.errors import ProviderError, invalid
-from provider.findings import Findings, checked, nearest
+from provider.findings import Findings, checked
 from provider.gojson import go_json
 from provider.limits import MAX_MODE
 from provider.paths import PathClaim, path_clashes, path_problem
 
-FIELDS = ("objectName", "secretPath", "secretKey", "method", "secretArgs", "encoding", "filePermission")
+FIELDS = DECLARATION.field_names
 STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
 ENCODINGS = ("utf-8", "base64", "hex")
 METHODS = ("GET", "LIST", "POST", "PUT", "PATCH")
 # secretKey "*": every key of the secret, each in its own file under the directory <objectName>/.
 ALL_KEYS = "*"
-# Fields of old releases, and what became of them (CHANGELOG 0.1.0 and 1.0.0).
-HISTORIC = {"objectPath": "secretPath", "objectVersion": "", "objectType": "", "objectAlias": "objectName"}
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
@@ -186,7 +185,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     request = findings.attempt(lambda: build_request(secret_path, method, args, where), label) if secret_path else None
     _warn_unknown_fields(given, label, spc, findings)
     if encoding in ENCODINGS and encoding != "utf-8" and secret_key == "":
-        findings.warn(f"SecretProviderClass {spc}: encoding of object {label!r} is ignored: it has no secretKey, so "
+        findings.warn(f"encoding of object {label!r} is ignored: it has no secretKey, so "
                       "the whole response is written", label, key=f"encoding {label}", object=label)
     if findings.error_count > before or name is None or secret_path is None or secret_key is None or request is None:
         return name or "", None
@@ -212,9 +211,9 @@ def _warn_unknown_fields(given: dict[str, yaml.Node], label: str, spc: str, find
     for name in given:
         if name in FIELDS:
             continue
-        suggestion = HISTORIC.get(name) or nearest(name, FIELDS)
+        suggestion = DECLARATION.field_suggestion(name)
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        findings.warn(f"SecretProviderClass {spc}: unknown field {name!r} of object {label!r} is ignored{hint}",
+        findings.warn(f"unknown field {name!r} of object {label!r} is ignored{hint}",
                       label, key=f"object field {name}", object=label, field=name, suggestion=suggestion)
 
 

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
+from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
@@ -36,7 +37,7 @@ def mount(backend: AzureBackend, world: World, params: Mapping[str, str], object
         tokens = {EXCHANGE_AUDIENCE: world.pod_token(pod)}
     request = build_mount_request(spc("spc", params, objects), pod, tokens=tokens, secrets=secrets)
     ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
-    return backend.fetch(backend.plan(ctx), time.monotonic() + budget)
+    return backend.fetch(plan_mount(backend, ctx), time.monotonic() + budget)
 
 
 def mount_error(*args: Any, **kwargs: Any) -> ProviderError:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from provider.backends.vault import add_arguments, create
+from provider.backends.vault import create, declaration
 from provider.backends.vault.backend import VaultBackend
+from provider.contract import plan_mount
 from provider.deadline import deadline_from
 from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
@@ -22,7 +23,7 @@ MountFn = Callable[..., list[SecretFile]]
 
 def make_backend(cluster: Cluster, tmp_path: Path, *flags: str) -> VaultBackend:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    declaration.add_flags(parser)
     parser.add_argument("--allowed-vault-addresses", default="")
     parser.add_argument("--allowed-files-dir", default="")
     kubeconfig = cluster.kube.write_kubeconfig(tmp_path / "kubeconfig")
@@ -56,6 +57,6 @@ def mount(cluster: Cluster) -> Iterator[MountFn]:
                 pod.namespace, pod.service_account, pod.name, pod.uid, driver_token)}
         request = build_mount_request(spc(objects, **parameters), pod, tokens=tokens)
         ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
-        return backend.fetch(backend.plan(ctx), deadline if deadline is not None else deadline_from(None))
+        return backend.fetch(plan_mount(backend, ctx), deadline if deadline is not None else deadline_from(None))
 
     yield run

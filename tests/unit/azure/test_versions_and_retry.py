@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from provider.backends.azure.retry import GaveUp, backoff, call_with_retries, retry_after
+from provider.backends.azure.retry import POLICY
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.errors import ErrorKind, ProviderError
+from provider.retry import GaveUp, call_with_retries, retry_after
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -102,7 +103,7 @@ def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 10])
 def test_backoff_is_jittered_and_capped(attempt: int) -> None:
-    delays = {round(backoff(attempt), 6) for _ in range(20)}
+    delays = {round(POLICY.backoff(attempt), 6) for _ in range(20)}
     assert len(delays) > 1
     assert all(0 < d <= 8.0 for d in delays)
 
@@ -127,7 +128,7 @@ def test_retries_until_success_and_honours_retry_after() -> None:
             raise item
         return item
 
-    assert call_with_retries(call, time.monotonic() + 60, "reading", transient, sleep=slept.append) == "ok"
+    assert call_with_retries(call, time.monotonic() + 60, "reading", POLICY, transient, sleep=slept.append) == "ok"
     assert 2.0 <= slept[0] <= 2.2
     assert 0 < slept[1] <= 0.8
 
@@ -140,7 +141,7 @@ def test_permanent_errors_are_not_retried() -> None:
         raise ValueError("permanent")
 
     with pytest.raises(ValueError, match="permanent"):
-        call_with_retries(call, time.monotonic() + 60, "reading", transient, sleep=lambda s: None)
+        call_with_retries(call, time.monotonic() + 60, "reading", POLICY, transient, sleep=lambda s: None)
     assert len(calls) == 1
 
 
@@ -151,7 +152,7 @@ def test_gives_up_when_the_wait_would_pass_the_deadline() -> None:
         raise Flaky(30.0)
 
     with pytest.raises(GaveUp) as caught:
-        call_with_retries(call, time.monotonic() + 5, "reading", transient, sleep=slept.append)
+        call_with_retries(call, time.monotonic() + 5, "reading", POLICY, transient, sleep=slept.append)
     assert (caught.value.attempts, caught.value.wait, slept) == (1, 30.0, [])
 
 
@@ -162,13 +163,13 @@ def test_gives_up_after_the_last_attempt() -> None:
         raise Flaky()
 
     with pytest.raises(GaveUp) as caught:
-        call_with_retries(call, time.monotonic() + 60, "reading", transient, sleep=slept.append)
+        call_with_retries(call, time.monotonic() + 60, "reading", POLICY, transient, sleep=slept.append)
     assert caught.value.attempts == 4
     assert len(slept) == 3
 
 
 def test_no_call_after_the_deadline() -> None:
     with pytest.raises(ProviderError) as caught:
-        call_with_retries(lambda left: "never", time.monotonic() - 1, "reading object 0", transient)
+        call_with_retries(lambda left: "never", time.monotonic() - 1, "reading object 0", POLICY, transient)
     assert caught.value.kind is ErrorKind.DEADLINE_EXCEEDED
     assert "before reading object 0" in caught.value.message

@@ -20,6 +20,7 @@ from provider.backends.vault.config import (
     defaults_from,
     parse_plan,
 )
+from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, parse_mount_request
@@ -219,7 +220,7 @@ def test_unknown_fields_are_logged_once_per_spc_with_the_nearest_name(caplog: py
               "- {objectName: a, secretPath: p, secretkey: password}\n- {objectName: b, secretPath: p, objectPath: q}"}
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            backend.plan(context(params))
+            plan_mount(backend, context(params))
     fields = [getattr(r, "fields", {}) for r in caplog.records]
     assert [(f.get("field") or f.get("parameter"), f.get("suggestion")) for f in fields] == [
         ("vaultAdress", "vaultAddress"), ("secretkey", "secretKey"), ("objectPath", "secretPath")]

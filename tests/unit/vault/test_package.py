@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from provider.backends.vault import add_arguments, create
+from provider.backends.vault import create, declaration
 
 PROBE = """
 import argparse, sys
 import provider.backends.vault as vault
 import provider.backends.vault.config, provider.backends.vault.objects, provider.backends.vault.render
-vault.add_arguments(argparse.ArgumentParser())
+vault.declaration.add_flags(argparse.ArgumentParser())
 before = sorted(m for m in ("hvac", "requests") if m in sys.modules)
 vault.create(argparse.Namespace())
 after = sorted(m for m in ("hvac", "requests") if m in sys.modules)
@@ -40,7 +40,7 @@ def test_hvac_loads_only_when_the_backend_is_created() -> None:
 )
 def test_flags(argv: list[str], expected: dict[str, object]) -> None:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    declaration.add_flags(parser)
     args = vars(parser.parse_args(argv))
     assert {k: args[k] for k in expected} == expected
 
@@ -56,7 +56,7 @@ def test_flags(argv: list[str], expected: dict[str, object]) -> None:
 def test_bad_flags_stop_the_daemon_at_start(argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VAULT_ADDR", raising=False)
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    declaration.add_flags(parser)
     with pytest.raises(SystemExit) as caught:
         create(parser.parse_args(argv))
     assert message in str(caught.value)
