@@ -10,6 +10,9 @@ import pytest
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.openbao import Cluster, shared_cluster
 
+# Fixture modules, registered once for every test directory (a test names the fixture, never imports it).
+pytest_plugins = ["tests.support.azure_fake.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:

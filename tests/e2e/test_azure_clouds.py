@@ -15,13 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.fixtures import (  # noqa: F401 - fixtures
-    Mounts,
-    azure_daemon,
-    azure_world,
-    files_of,
-    start_sandboxed,
-)
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
 from tests.support.azure_fake.keyvault import FakeCloud
 from tests.support.azure_fake.server import CHINA, GERMANY, PUBLIC, STACK, US_GOVERNMENT, cloud_file
 from tests.support.azure_fake.world import World
@@ -33,12 +27,12 @@ NAMED = [("AzurePublicCloud", PUBLIC), ("AzureUSGovernmentCloud", US_GOVERNMENT)
 
 
 @pytest.fixture(scope="module")
-def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:  # noqa: F811
+def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:
     return Mounts(azure_world, azure_daemon)
 
 
 @pytest.fixture(scope="module")
-def same_name_everywhere(azure_world: World) -> str:  # noqa: F811
+def same_name_everywhere(azure_world: World) -> str:
     """One vault name in every cloud, each holding the name of its cloud."""
     for cloud in (PUBLIC, US_GOVERNMENT, CHINA, GERMANY, STACK):
         azure_world.vault("kv-everywhere", cloud).set_secret("where", cloud.suffix)
@@ -67,7 +61,7 @@ def test_concurrent_mounts_in_different_clouds_never_mix(mounts: Mounts, same_na
 
 
 @pytest.fixture(scope="module")
-def stack_default(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+def stack_default(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     """A daemon whose default cloud is the operator's custom cloud (AZURE_ENVIRONMENT_FILEPATH), and which
     lets SPCs name cloud files under its --allowed-files-dir."""
     directory = tmp_path_factory.mktemp("azure-stack")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
-from tests.support.azure_fake.fixtures import Mounts, azure_daemon, azure_world  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts
 from tests.support.azure_fake.store import Vault
 from tests.support.azure_fake.world import World
 
@@ -23,12 +23,12 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture(scope="module")
-def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:  # noqa: F811
+def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:
     return Mounts(azure_world, azure_daemon)
 
 
 @pytest.fixture(scope="module")
-def vault(azure_world: World) -> Vault:  # noqa: F811
+def vault(azure_world: World) -> Vault:
     vault = azure_world.vault("kv-errors")
     vault.set_secret("secret1", "value")
     return vault

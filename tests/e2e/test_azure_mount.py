@@ -23,14 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from provider.localdriver import build_mount_request, check_response, mounted_files, write_payload
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
-from tests.support.azure_fake.fixtures import (  # noqa: F401 - fixtures
-    Mounts,
-    azure_daemon,
-    azure_world,
-    files_of,
-    start_sandboxed,
-    versions_of,
-)
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed, versions_of
 from tests.support.azure_fake.pki import Chain, Issued, issue, make_chain, new_key
 from tests.support.azure_fake.store import Vault
 from tests.support.azure_fake.world import World
@@ -40,7 +33,7 @@ SEED_SPC = ROOT / "deploy" / "examples" / "azure" / "spc-azure-kvname-podid.yaml
 
 
 @pytest.fixture(scope="module")
-def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:  # noqa: F811
+def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:
     return Mounts(azure_world, azure_daemon)
 
 
@@ -50,7 +43,7 @@ def chains() -> dict[str, Chain]:
 
 
 @pytest.fixture(scope="module")
-def vault(azure_world: World) -> Vault:  # noqa: F811
+def vault(azure_world: World) -> Vault:
     return azure_world.vault("kvname-e2e")
 
 
@@ -304,7 +297,7 @@ def test_history_skips_disabled_versions_and_uses_the_alias_folder(mounts: Mount
 
 
 @pytest.fixture(scope="module")
-def flagged(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+def flagged(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     daemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-flags"),
                              ["--write-cert-and-key-in-separate-files", "--construct-pem-chain=false"])
     yield Mounts(azure_world, daemon)

@@ -10,14 +10,14 @@ import grpc
 import pytest
 
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.fixtures import Mounts, azure_daemon, azure_world, files_of  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts, files_of
 from tests.support.azure_fake.world import World
 
 SECRET = {"objectName": "secret1", "objectType": "secret"}
 
 
 @pytest.fixture(scope="module")
-def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:  # noqa: F811
+def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:
     return Mounts(azure_world, azure_daemon)
 
 

@@ -12,13 +12,7 @@ import pytest
 
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
-from tests.support.azure_fake.fixtures import (  # noqa: F401 - fixtures
-    Mounts,
-    azure_daemon,
-    azure_world,
-    files_of,
-    versions_of,
-)
+from tests.support.azure_fake.fixtures import Mounts, files_of, versions_of
 from tests.support.azure_fake.store import Vault
 from tests.support.azure_fake.world import World
 
@@ -26,12 +20,12 @@ MARKER = "multi-vault-marker-" + secrets.token_hex(4)
 
 
 @pytest.fixture(scope="module")
-def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:  # noqa: F811
+def mounts(azure_world: World, azure_daemon: SandboxedDaemon) -> Mounts:
     return Mounts(azure_world, azure_daemon)
 
 
 @pytest.fixture(scope="module")
-def vaults(azure_world: World) -> tuple[Vault, Vault]:  # noqa: F811
+def vaults(azure_world: World) -> tuple[Vault, Vault]:
     """kv-main (the SPC's) and kv-other, each with a secret named `shared` of its own."""
     suffix = uuid.uuid4().hex[:6]
     main, other = azure_world.vault(f"kv-main-{suffix}"), azure_world.vault(f"kv-other-{suffix}")

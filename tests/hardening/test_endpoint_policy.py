@@ -23,7 +23,7 @@ from provider.localdriver import build_mount_request, call_mount
 from tests.hardening.conftest import Observed, new_pod, vault_mount
 from tests.hardening.faultproxy import FaultProxy
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, start_sandboxed  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
 from tests.support.azure_fake.server import STACK, cloud_file
 from tests.support.azure_fake.world import World
 from tests.support.daemon import Daemon, start_daemon
@@ -200,7 +200,7 @@ def test_without_allowed_files_dir_no_file_parameter_is_accepted(vault_daemon: O
 
 # ------------------------------------------------------------------------------------------------ Azure
 @pytest.fixture(scope="module")
-def azure(azure_world: World, operator_disk: tuple[Path, Path],  # noqa: F811
+def azure(azure_world: World, operator_disk: tuple[Path, Path],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     daemon: SandboxedDaemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-policy"),
                                               ["--allowed-files-dir", str(operator_disk[0])])
@@ -255,7 +255,7 @@ def test_vault_without_pod_info_fails_closed_before_any_request(policy_daemon: D
 
 
 @pytest.fixture(scope="module")
-def no_node_identity(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+def no_node_identity(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     daemon: SandboxedDaemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-no-node-identity"),
                                               ["--deny-node-identity"])
     yield Mounts(azure_world, daemon)

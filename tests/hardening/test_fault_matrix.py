@@ -19,7 +19,7 @@ import pytest
 from tests.hardening.conftest import Observed, new_pod, vault_mount
 from tests.hardening.faultproxy import FaultProxy
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, start_sandboxed  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
 from tests.support.azure_fake.world import World
 from tests.support.openbao import KV2, Cluster, OpenBao
 
@@ -176,7 +176,7 @@ def test_a_sealed_vault_is_unavailable_until_unsealed(vault_daemon: Observed, cl
 
 # ------------------------------------------------------------------------------------------------ Azure
 @pytest.fixture(scope="module")
-def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     """A sandboxed daemon of this module's own, so no earlier test has warmed its token caches."""
     daemon: SandboxedDaemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-faults"))
     yield Mounts(azure_world, daemon)

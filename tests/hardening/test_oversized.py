@@ -13,7 +13,7 @@ import pytest
 
 from tests.hardening.conftest import Observed, new_pod, vault_mount
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, start_sandboxed  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
 from tests.support.azure_fake.world import World
 from tests.support.openbao import Cluster
 
@@ -39,7 +39,7 @@ def test_vault_results_over_the_drivers_limit_are_refused_naming_the_largest(vau
 
 
 @pytest.fixture(scope="module")
-def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:  # noqa: F811
+def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounts]:
     daemon: SandboxedDaemon = start_sandboxed(azure_world, tmp_path_factory.mktemp("azure-oversized"))
     yield Mounts(azure_world, daemon)
     daemon.stop()

@@ -25,7 +25,7 @@ from tests.hardening.conftest import Observed, new_pod, serve_flags, vault_mount
 from tests.hardening.faultproxy import FaultProxy
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
-from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, start_sandboxed  # noqa: F401 - fixtures
+from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
 from tests.support.azure_fake.keyvault import Reply, error
 from tests.support.azure_fake.world import World
 from tests.support.openbao import Cluster, leaks, vault_spc
@@ -150,7 +150,7 @@ def malformed_requests(socket_path: str, jwt: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ Azure
 @pytest.fixture(scope="module")
-def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mounts, Observed]]:  # noqa: F811
+def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mounts, Observed]]:
     """A sandboxed daemon at debug with /metrics (inside its network namespace) and an audit file."""
     directory = tmp_path_factory.mktemp("azure-hygiene")
     daemon: SandboxedDaemon = start_sandboxed(azure_world, directory, serve_flags(directory / "audit.log"))

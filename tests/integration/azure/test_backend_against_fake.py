@@ -20,7 +20,6 @@ from provider.metrics import Metrics
 from provider.policy import EndpointPolicy
 from provider.request import parse_mount_request
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
-from tests.support.azure_fake.fixtures import azure_world, in_process  # noqa: F401 - fixtures
 from tests.support.azure_fake.pki import new_key
 from tests.support.azure_fake.server import STACK, cloud_file
 from tests.support.azure_fake.world import World, spc
@@ -52,7 +51,7 @@ def backend() -> AzureBackend:
 
 
 @pytest.mark.parametrize("identity", ["workload", "service-principal", "system-assigned", "user-assigned"])
-def test_each_identity_reads_the_vault(in_process: World, backend: AzureBackend, identity: str) -> None:  # noqa: F811
+def test_each_identity_reads_the_vault(in_process: World, backend: AzureBackend, identity: str) -> None:
     world = in_process
     vault = world.vault(f"kv-{identity}")
     version = vault.set_secret("secret1", "value-1")
@@ -71,7 +70,7 @@ def test_each_identity_reads_the_vault(in_process: World, backend: AzureBackend,
         ("secret1", b"value-1", "secret/secret1", version)]
 
 
-def test_tokens_are_reused_per_identity_and_never_shared(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_tokens_are_reused_per_identity_and_never_shared(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-reuse")
     vault.set_secret("secret1", "v")
@@ -87,7 +86,7 @@ def test_tokens_are_reused_per_identity_and_never_shared(in_process: World, back
     assert "system:serviceaccount:default:other-sa" in error.message
 
 
-def test_a_wrong_client_secret_never_reaches_a_cached_token(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_a_wrong_client_secret_never_reaches_a_cached_token(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-sp-cache")
     vault.set_secret("secret1", "v")
@@ -99,7 +98,7 @@ def test_a_wrong_client_secret_never_reaches_a_cached_token(in_process: World, b
     assert "AADSTS7000215" in error.message and "wrong-secret-marker" not in error.message
 
 
-def test_history_follows_next_link_pages(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_history_follows_next_link_pages(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-pages")
     versions = [vault.set_secret("secret1", f"value-{i}") for i in range(5)]
@@ -110,7 +109,7 @@ def test_history_follows_next_link_pages(in_process: World, backend: AzureBacken
     assert len(world.fake.records("/secrets/secret1/versions")) >= 3  # page size 2: three pages (+ a challenge)
 
 
-def test_throttling_is_retried_after_retry_after(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_throttling_is_retried_after_retry_after(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-throttle")
     vault.set_secret("secret1", "v")
@@ -124,7 +123,7 @@ def test_throttling_is_retried_after_retry_after(in_process: World, backend: Azu
     assert 1.0 <= time.monotonic() - started < 3.0
 
 
-def test_server_errors_are_retried_with_backoff(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_server_errors_are_retried_with_backoff(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-500")
     vault.set_secret("secret1", "v")
@@ -134,7 +133,7 @@ def test_server_errors_are_retried_with_backoff(in_process: World, backend: Azur
     assert [r.status for r in world.fake.records("/secrets/secret1/")] == [500, 500, 401, 200]
 
 
-def test_a_retry_after_past_the_deadline_fails_at_once(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_a_retry_after_past_the_deadline_fails_at_once(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-throttle-long")
     vault.set_secret("secret1", "v")
@@ -146,7 +145,7 @@ def test_a_retry_after_past_the_deadline_fails_at_once(in_process: World, backen
     assert time.monotonic() - started < 3
 
 
-def test_persistent_server_errors_end_unavailable(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_persistent_server_errors_end_unavailable(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-503")
     vault.set_secret("secret1", "v")
@@ -156,7 +155,7 @@ def test_persistent_server_errors_end_unavailable(in_process: World, backend: Az
     assert "after 4 attempts" in error.message
 
 
-def test_a_hanging_vault_meets_the_deadline(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_a_hanging_vault_meets_the_deadline(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-slow")
     vault.set_secret("secret1", "v")
@@ -168,7 +167,7 @@ def test_a_hanging_vault_meets_the_deadline(in_process: World, backend: AzureBac
     assert time.monotonic() - started < 1.5
 
 
-def test_objects_are_read_in_parallel_and_once(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_objects_are_read_in_parallel_and_once(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-parallel")
     names = [f"s{i}" for i in range(6)]
@@ -210,7 +209,7 @@ def test_objects_are_read_in_parallel_and_once(in_process: World, backend: Azure
     ],
 )
 def test_vault_answers_become_errors_that_say_what_to_check(
-    in_process: World, backend: AzureBackend, setup: Any, objects: list[Any], kind: ErrorKind, message: str  # noqa: F811
+    in_process: World, backend: AzureBackend, setup: Any, objects: list[Any], kind: ErrorKind, message: str
 ) -> None:
     world = in_process
     vault = world.vault(f"kv-err-{abs(hash(message)) % 10_000}")
@@ -221,7 +220,7 @@ def test_vault_answers_become_errors_that_say_what_to_check(
     assert "object 0 (" in error.message
 
 
-def test_an_unknown_vault_is_unreachable(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_an_unknown_vault_is_unreachable(in_process: World, backend: AzureBackend) -> None:
     error = mount_error(backend, in_process, in_process.workload("no-such-vault"), [SECRET])
     assert error.kind is ErrorKind.UNAVAILABLE
     assert "the host name of Key Vault https://no-such-vault.vault.azure.net/ does not resolve" in error.message
@@ -236,7 +235,7 @@ def test_an_unknown_vault_is_unreachable(in_process: World, backend: AzureBacken
         ("foreign-tenant", "belongs to tenant"),
     ],
 )
-def test_login_failures_are_unauthenticated(in_process: World, backend: AzureBackend, case: str,  # noqa: F811
+def test_login_failures_are_unauthenticated(in_process: World, backend: AzureBackend, case: str,
                                             message: str) -> None:
     world = in_process
     vault = world.vault(f"kv-{case[:20]}")
@@ -261,7 +260,7 @@ def test_login_failures_are_unauthenticated(in_process: World, backend: AzureBac
     assert message in error.message
 
 
-def test_custom_cloud_from_the_allowed_directory(in_process: World, tmp_path: Any) -> None:  # noqa: F811
+def test_custom_cloud_from_the_allowed_directory(in_process: World, tmp_path: Any) -> None:
     world = in_process
     vault = world.vault("kv-stack", STACK)
     vault.set_secret("secret1", "on azure stack")
@@ -272,7 +271,7 @@ def test_custom_cloud_from_the_allowed_directory(in_process: World, tmp_path: An
     assert {r.host for r in world.fake.records()} == {"kv-stack.vault.azurestack.test", "login.azurestack.test"}
 
 
-def test_keys_of_each_kind(in_process: World, backend: AzureBackend) -> None:  # noqa: F811
+def test_keys_of_each_kind(in_process: World, backend: AzureBackend) -> None:
     world = in_process
     vault = world.vault("kv-keys")
     from cryptography.hazmat.primitives import serialization
@@ -289,7 +288,7 @@ def test_keys_of_each_kind(in_process: World, backend: AzureBackend) -> None:  #
 
 
 
-def test_metrics_have_fixed_labels_and_no_secrets(in_process: World) -> None:  # noqa: F811
+def test_metrics_have_fixed_labels_and_no_secrets(in_process: World) -> None:
     world = in_process
     metrics = Metrics(CollectorRegistry())
     backend = AzureBackend(AzureOptions(), metrics)

@@ -1,4 +1,4 @@
-"""pytest fixtures for the Azure tests; a test module imports the ones it uses by name."""
+"""pytest fixtures for the Azure tests, registered once in tests/conftest.py (pytest_plugins)."""
 
 from __future__ import annotations
 
