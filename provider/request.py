@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from provider.errors import invalid
-from provider.limits import DEFAULT_MODE, MAX_MODE
+from provider.limits import DEFAULT_MODE, mode_in_range
 
 POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
@@ -101,7 +101,7 @@ def parse_permission(permission: str) -> int:
         ) from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid("permission must be a whole decimal number such as \"420\" (0644)")
-    if not 0 <= value <= MAX_MODE:
+    if not mode_in_range(value):
         raise invalid(f"permission {value} is outside the file mode range 0..511 (0..0777)")
     return value
 

@@ -23,12 +23,13 @@ from azure.identity import ClientAssertionCredential, ClientSecretCredential, Ma
 
 from provider.backends.azure.clouds import CloudEnvironment
 from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
+from provider.backends.azure.declaration import DECLARATION
 from provider.errors import ErrorKind, ProviderError
 from provider.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
-BACKEND = "azure"
+BACKEND = DECLARATION.name  # the metrics label
 # Refresh a cached access token this long before it expires (azure-core's policy uses the same margin).
 REFRESH_MARGIN_SECONDS = 300
 # Entra ID and IMDS calls: short timeouts and few retries, so a token never eats kubelet's 2 minutes.

@@ -19,6 +19,7 @@ from azure.keyvault.secrets import SecretClient
 
 from provider.backends.azure import content, sdk_errors
 from provider.backends.azure.config import AzurePlan, PlannedObject
+from provider.backends.azure.declaration import DECLARATION
 from provider.backends.azure.retry import POLICY
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.deadline import time_left
@@ -28,7 +29,7 @@ from provider.files import SecretFile
 from provider.metrics import METRICS, Metrics
 from provider.retry import call_with_retries
 
-BACKEND = "azure"
+BACKEND = DECLARATION.name  # the metrics label
 # The api-version the official provider speaks (azsecrets v0.13 and friends): same wire, same answers.
 API_VERSION = "7.4"
 # A call that fails this close to the deadline failed because its timeout was cut to the time left.

@@ -15,12 +15,12 @@ from typing import Any
 
 from provider.backends.vault.auth import TokenSource, where
 from provider.backends.vault.config import Defaults, VaultPlan, check_plan
-from provider.backends.vault.declaration import DECLARATION, DEFAULT_CACHE_SIZE, DEFAULT_CONCURRENCY
+from provider.backends.vault.declaration import DECLARATION, DEFAULT_CACHE_SIZE, DEFAULT_CONCURRENCY, POD
 from provider.backends.vault.files import object_files
 from provider.backends.vault.leases import LeaseCache
 from provider.backends.vault.objects import ReadRequest, VaultObject
 from provider.backends.vault.reads import MountReads, ReadState
-from provider.backends.vault.tokens import POD, TokenCache
+from provider.backends.vault.tokens import TokenCache
 from provider.backends.vault.transport import SessionCache
 from provider.backends.vault.values import ValueCache
 from provider.errors import ErrorKind, ProviderError

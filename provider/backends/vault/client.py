@@ -21,6 +21,7 @@ import hvac.adapters
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from provider.backends.vault.declaration import DECLARATION
 from provider.errors import ErrorKind, ProviderError
 from provider.gojson import parse_json
 from provider.metrics import METRICS, Metrics
@@ -29,7 +30,7 @@ from provider.retry import GaveUp, RetryPolicy, Verdict, call_with_retries, retr
 
 log = logging.getLogger(__name__)
 
-BACKEND = "vault"
+BACKEND = DECLARATION.name  # the metrics label
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
 # Three calls at most; Retry-After honoured up to 5 s; half a second kept back for the answer.

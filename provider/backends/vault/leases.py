@@ -23,13 +23,14 @@ from typing import Any
 import hvac.adapters
 
 from provider.backends.vault.client import Answer, call
+from provider.backends.vault.declaration import DECLARATION
 from provider.backends.vault.tokens import TokenLife
 from provider.errors import ProviderError
 from provider.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 
-BACKEND = "vault"
+BACKEND = DECLARATION.name  # the metrics label
 KEEP_SHARE = 2 / 3  # credentials are kept until this share of their term has passed
 EXTEND_SHARE = 0.5  # a renewal must give at least this share of the first term, else new credentials
 LAST_SECONDS = 2.0  # credentials this close to their end (or a tenth of a short term) are never handed out

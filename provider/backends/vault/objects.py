@@ -24,7 +24,7 @@ from provider.backends.vault.yamlcore import composed, core_value, integer, scal
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked
 from provider.gojson import go_json
-from provider.limits import MAX_MODE
+from provider.limits import mode_in_range
 from provider.paths import PathClaim, path_clashes, path_problem
 
 FIELDS = DECLARATION.field_names
@@ -257,7 +257,7 @@ def _mode(node: yaml.Node | None, where: str) -> int | None:
     value = integer(text)
     if value is None:
         raise invalid(f"{where}: filePermission must be a file mode in octal like 0600 (or decimal like 384)")
-    if not 0 <= value <= MAX_MODE:
+    if not mode_in_range(value):
         raise invalid(f"{where}: filePermission {value:#o} is outside the file mode range 0..0777")
     return value or None
 

@@ -23,9 +23,10 @@ import hvac.adapters
 from provider.backends.vault.auth import TokenSource, login, pod_jwt, where, who
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.config import VaultPlan
+from provider.backends.vault.declaration import DECLARATION, POD
 from provider.backends.vault.leases import Lease, LeaseCache, extend, lease_of, renew_lease, renew_token
 from provider.backends.vault.objects import ReadRequest, VaultObject
-from provider.backends.vault.tokens import POD, TokenCache, TokenKey, TokenLife
+from provider.backends.vault.tokens import TokenCache, TokenKey, TokenLife
 from provider.backends.vault.values import CACHEABLE_METHODS, ValueCache
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
@@ -34,7 +35,7 @@ from provider.singleflight import Flights, FlightTimeout
 
 log = logging.getLogger(__name__)
 
-BACKEND = "vault"
+BACKEND = DECLARATION.name  # the metrics label
 # Kinds of failure for which a pod still gets its leased credentials while they are valid.
 OUTAGE_KINDS = frozenset({ErrorKind.UNAVAILABLE, ErrorKind.DEADLINE_EXCEEDED})
 

@@ -18,12 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provider.backends.vault.declaration import POD, SERVICE_ACCOUNT, TOKEN_SCOPES
+from provider.backends.vault.declaration import DECLARATION
 from provider.metrics import METRICS, Metrics
 
-__all__ = ["POD", "SERVICE_ACCOUNT", "TOKEN_SCOPES", "TokenCache", "TokenKey", "TokenLife"]
-
-BACKEND = "vault"
+BACKEND = DECLARATION.name  # the metrics label
 RENEW_AT = 0.8  # share of a token's TTL after which the cache no longer hands it out
 NO_TTL_SECONDS = 24 * 3600.0  # how long a token without a TTL is kept
 

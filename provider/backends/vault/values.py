@@ -17,9 +17,10 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from provider.backends.vault.declaration import DECLARATION
 from provider.metrics import METRICS, Metrics
 
-BACKEND = "vault"
+BACKEND = DECLARATION.name  # the metrics label
 CACHEABLE_METHODS = frozenset({"GET", "LIST"})
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 

@@ -17,6 +17,7 @@ from provider.errors import ErrorKind, ProviderError
 from provider.localdriver import PodIdentity
 from provider.metrics import Metrics
 from tests.integration.vault.conftest import MountFn, make_backend
+from tests.support.clock import FakeClock
 from tests.support.openbao import KV2, Cluster, OpenBao
 
 KV_OBJECT = "- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}"
@@ -75,13 +76,15 @@ def test_denied_read_logs_in_again_only_once(cluster: Cluster, backend: VaultBac
 def test_token_is_renewed_near_its_ttl(cluster: Cluster, backend: VaultBackend, mount: MountFn) -> None:
     cluster.bao.bao("write", "auth/jwt/role/short-ttl", "role_type=jwt", "user_claim=sub", "bound_audiences=vault",
                     "bound_subject=system:serviceaccount:test:nginx-kv", "token_policies=kv-policy", "token_ttl=2s")
+    clock = FakeClock()
+    timed = VaultBackend(backend.defaults, token_source=backend.token_source, now=clock)
     the_pod = pod()
     mark = cluster.bao.audit_mark()
-    mount(backend, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
-    mount(backend, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
+    mount(timed, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
+    mount(timed, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
     assert cluster.bao.count(mark, "auth/jwt/login") == 1
-    time.sleep(1.7)  # past 80% of the 2 s TTL
-    mount(backend, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
+    clock.advance(1.7)  # past 80% of the 2 s TTL
+    mount(timed, KV_OBJECT, the_pod, roleName="short-ttl", vaultAuthMountPath="jwt")
     assert cluster.bao.count(mark, "auth/jwt/login") == 2
 
 
