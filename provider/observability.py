@@ -6,6 +6,7 @@ record and audit record passes through `redact` before it is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- redaction
 
@@ -194,9 +197,59 @@ CACHE_LOOKUPS = Counter(
 )
 
 
+BACKEND_THROTTLED = Counter(
+    "provider_backend_throttled_total",
+    "Backend answers with HTTP 429 (throttled), by backend and operation; also counted as 4xx above.",
+    ["backend", "operation"],
+)
+REMOUNT_FAILURES = Counter(
+    "provider_remount_failures_total",
+    "Failed Mount calls for a volume this process mounted before: the volume keeps its previous files.",
+    ["backend", "error_kind"],
+)
+AUDIT_WRITE_FAILURES = Counter("provider_audit_write_failures_total", "Audit records that could not be written.")
+THROTTLED_STATUS = 429
+
+
 def status_class(status: int | None) -> str:
     """'2xx'..'5xx' for an HTTP status, 'error' for a request that got no answer."""
     return f"{status // 100}xx" if status else "error"
+
+
+def record_backend_request(backend: str, operation: str, status: int | None, seconds: float) -> None:
+    """Count one request to a backend (None: no answer came) and how long it took."""
+    BACKEND_REQUESTS.labels(backend, operation, status_class(status)).inc()
+    if status == THROTTLED_STATUS:
+        BACKEND_THROTTLED.labels(backend, operation).inc()
+    BACKEND_REQUEST_SECONDS.labels(backend, operation).observe(seconds)
+
+
+class MountedVolumes:
+    """Target paths this process has mounted successfully. A failed Mount for one of them is a failed
+    remount (a rotation poll): the driver keeps the volume's previous files, so the pod goes on reading
+    them, whereas a failed first mount keeps the pod from starting. Target paths name the pod's UID and
+    the volume, so they never repeat across pods. Bounded, least recently mounted forgotten first; a
+    restart forgets them all (until each volume's next successful mount)."""
+
+    LIMIT = 8192
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._paths: OrderedDict[str, None] = OrderedDict()
+
+    def mounted(self, target_path: str) -> None:
+        if not target_path:
+            return
+        with self._lock:
+            self._paths[target_path] = None
+            self._paths.move_to_end(target_path)
+            while len(self._paths) > self._limit:
+                self._paths.popitem(last=False)
+
+    def was_mounted(self, target_path: str) -> bool:
+        with self._lock:
+            return bool(target_path) and target_path in self._paths
 
 
 # -------------------------------------------------------------------------------------------------- audit
@@ -212,9 +265,7 @@ class AuditLog:
         if target == "-":
             self._stream = sys.stdout
         elif target:
-            self._handler = logging.handlers.RotatingFileHandler(
-                target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-            )
+            self._handler = _AuditFileHandler(target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
             self._handler.setFormatter(logging.Formatter("%(message)s"))
 
     @property
@@ -227,14 +278,33 @@ class AuditLog:
         line = json.dumps(redact(dict(entry)), default=str)
         with self._lock:
             if self._stream is not None:
-                self._stream.write(line + "\n")
-                self._stream.flush()
+                try:
+                    self._stream.write(line + "\n")
+                    self._stream.flush()
+                except (OSError, ValueError) as exc:  # a closed or broken stdout: the mount is answered anyway
+                    audit_write_failed(exc)
             elif self._handler is not None:
                 self._handler.emit(logging.makeLogRecord({"msg": line, "args": None}))
 
     def close(self) -> None:
         if self._handler is not None:
-            self._handler.close()
+            # What it still holds could not be written either; each of those records was counted.
+            with contextlib.suppress(OSError):
+                self._handler.close()
+
+
+class _AuditFileHandler(logging.handlers.RotatingFileHandler):
+    """The audit file: a record that cannot be written (disk full, rotation failed) is counted and logged
+    instead of the logging module's traceback on stderr, which repeats the record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        audit_write_failed(sys.exc_info()[1])
+
+
+def audit_write_failed(exc: BaseException | None) -> None:
+    AUDIT_WRITE_FAILURES.inc()
+    reason = f"{type(exc).__name__}: {exc}" if exc else "unknown"
+    log.error("audit record could not be written", extra={"fields": {"error": redact_text(reason)}})
 
 
 def audit_objects(records: Sequence[Any]) -> list[dict[str, Any]]:

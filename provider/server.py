@@ -31,7 +31,9 @@ from provider.observability import (
     MOUNT_SECONDS,
     MOUNTS,
     MOUNTS_IN_FLIGHT,
+    REMOUNT_FAILURES,
     AuditLog,
+    MountedVolumes,
     audit_objects,
     redact_text,
 )
@@ -56,6 +58,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         self.backend = backend
         self.version_key = version_key
         self.audit = audit
+        self.mounted = MountedVolumes()
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return pb.VersionResponse(version=API_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__)
@@ -89,6 +92,10 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         kind = error.kind.value if error else ""
         MOUNTS.labels(name, kind).inc()
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
+        if error is None:
+            self.mounted.mounted(request.target_path)
+        elif self.mounted.was_mounted(request.target_path):
+            REMOUNT_FAILURES.labels(name, kind).inc()
         self._report(ctx, records, error, elapsed)
         if error is not None:
             context.set_code(error.status_code)

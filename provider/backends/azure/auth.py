@@ -23,7 +23,7 @@ from azure.identity import ClientAssertionCredential, ClientSecretCredential, Ma
 
 from provider.backends.azure.clouds import CloudEnvironment
 from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, CACHE_LOOKUPS, status_class
+from provider.observability import CACHE_LOOKUPS, record_backend_request
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ class CachedCredential:
                 raise TokenServiceUnavailable(status) from exc
             raise
         finally:
-            BACKEND_REQUESTS.labels(BACKEND, "token", status_class(status)).inc()
-            BACKEND_REQUEST_SECONDS.labels(BACKEND, "token").observe(time.monotonic() - started)
+            record_backend_request(BACKEND, "token", status, time.monotonic() - started)
 
 
 def _fresh(token: AccessTokenInfo) -> bool:

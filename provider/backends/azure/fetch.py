@@ -23,7 +23,7 @@ from provider.backends.azure.retry import call_with_retries
 from provider.backends.azure.versions import ListedVersion, select_versions, version_from_id
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, status_class
+from provider.observability import record_backend_request
 from provider.output import SecretFile
 
 BACKEND = "azure"
@@ -177,8 +177,7 @@ class _Reader:
                 status = getattr(exc, "status_code", None)
                 raise
             finally:
-                BACKEND_REQUESTS.labels(BACKEND, name, status_class(status)).inc()
-                BACKEND_REQUEST_SECONDS.labels(BACKEND, name).observe(time.monotonic() - started)
+                record_backend_request(BACKEND, name, status, time.monotonic() - started)
 
         try:
             return call_with_retries(attempt, self._deadline, f"reading {what}", sdk_errors.transient)

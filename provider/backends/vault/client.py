@@ -24,7 +24,7 @@ import requests
 from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
-from provider.observability import BACKEND_REQUEST_SECONDS, BACKEND_REQUESTS, redact_text, status_class
+from provider.observability import record_backend_request, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,7 @@ def call(
 
 
 def _measure(operation: str, status: int | None, started: float) -> None:
-    BACKEND_REQUESTS.labels(BACKEND, operation, status_class(status)).inc()
-    BACKEND_REQUEST_SECONDS.labels(BACKEND, operation).observe(time.monotonic() - started)
+    record_backend_request(BACKEND, operation, status, time.monotonic() - started)
 
 
 def _answer(response: requests.Response) -> Answer:
