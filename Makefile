@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo demo-azure test lint proto bench fuzz clean
+.PHONY: venv tools demo demo-azure test lint proto monitoring bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+## Tools from outside PyPI that the tests use: promtool (Debian's prometheus package) for the alert rules.
+$(VENV)/bin/promtool: | $(VENV)/.installed
+	sh tools/install-promtool.sh $@
+
+tools: $(VENV)/bin/promtool
 
 ## The main job end to end: OpenBao dev server, the daemon on a socket, the local driver mounting an SPC.
 demo: venv
@@ -22,7 +28,7 @@ demo-azure: venv
 	$(PY) tools/demo_azure.py
 
 ## The whole test suite (what .ci/run calls).
-test: venv
+test: venv tools
 	$(PY) -m ruff check provider tests tools
 	$(PY) -m mypy provider
 	$(PY) -m pytest -q tests
@@ -34,6 +40,10 @@ lint: venv
 ## Regenerate provider/_proto from proto/ (a test fails when they disagree).
 proto: venv
 	$(PY) tools/gen_proto.py
+
+## Regenerate deploy/monitoring's PrometheusRule and dashboard from prometheus-rules.yaml and tools/gen_monitoring.py.
+monitoring: venv
+	$(PY) tools/gen_monitoring.py
 
 ## Benchmarks that print figures (not tests).
 bench: venv

@@ -6,10 +6,14 @@ status classes, cache names and results. Never object names, paths or messages.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+THROTTLED_STATUS = 429
 
 
 class Metrics:
@@ -38,10 +42,24 @@ class Metrics:
             "provider_cache_lookups_total", "Lookups in the provider's caches (tokens, credentials, values).",
             ["backend", "cache", "result"], registry=registry,
         )
+        self.backend_throttled = Counter(
+            "provider_backend_throttled_total",
+            "Backend answers with HTTP 429 (throttled), by backend and operation; also counted as 4xx above.",
+            ["backend", "operation"], registry=registry,
+        )
+        self.remount_failures = Counter(
+            "provider_remount_failures_total",
+            "Failed Mount calls for a volume this process mounted before: the volume keeps its previous files.",
+            ["backend", "error_kind"], registry=registry,
+        )
+        self.audit_write_failures = Counter("provider_audit_write_failures_total",
+                                            "Audit records that could not be written.", registry=registry)
 
     def backend_request(self, backend: str, operation: str, status: int | None, seconds: float) -> None:
         """One request to a backend: its status (None: no answer) and how long it took."""
         self.backend_requests.labels(backend, operation, status_class(status)).inc()
+        if status == THROTTLED_STATUS:
+            self.backend_throttled.labels(backend, operation).inc()
         self.backend_request_seconds.labels(backend, operation).observe(seconds)
 
     def cache_lookup(self, backend: str, cache: str, result: str) -> None:
@@ -51,6 +69,34 @@ class Metrics:
 def status_class(status: int | None) -> str:
     """'2xx'..'5xx' for an HTTP status, 'error' for a request that got no answer."""
     return f"{status // 100}xx" if status else "error"
+
+
+class MountedVolumes:
+    """Target paths this process has mounted successfully. A failed Mount for one of them is a failed
+    remount (a rotation poll): the driver keeps the volume's previous files, so the pod goes on reading
+    them, whereas a failed first mount keeps the pod from starting. Target paths name the pod's UID and
+    the volume, so they never repeat across pods. Bounded, least recently mounted forgotten first; a
+    restart forgets them all (until each volume's next successful mount)."""
+
+    LIMIT = 8192
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._paths: OrderedDict[str, None] = OrderedDict()
+
+    def mounted(self, target_path: str) -> None:
+        if not target_path:
+            return
+        with self._lock:
+            self._paths[target_path] = None
+            self._paths.move_to_end(target_path)
+            while len(self._paths) > self._limit:
+                self._paths.popitem(last=False)
+
+    def was_mounted(self, target_path: str) -> bool:
+        with self._lock:
+            return bool(target_path) and target_path in self._paths
 
 
 # The process's metrics, on the default registry that /metrics serves.

@@ -30,7 +30,7 @@ from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
 from provider.files import ObjectRecord, VersionKey
 from provider.limits import MAX_RESPONSE_BYTES
-from provider.metrics import METRICS, Metrics
+from provider.metrics import METRICS, Metrics, MountedVolumes
 from provider.redaction import REDACTOR, Redactor
 from provider.request import MountContext, parse_mount_request
 from provider.templates import apply_templates, parse_templates
@@ -53,6 +53,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         self.audit = audit
         self.metrics = metrics
         self.redactor = redactor
+        self.mounted = MountedVolumes()
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return pb.VersionResponse(version=API_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__)
@@ -87,6 +88,10 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         kind = error.kind.value if error else ""
         self.metrics.mounts.labels(name, kind).inc()
         self.metrics.mount_seconds.labels(name, kind).observe(elapsed)
+        if error is None:
+            self.mounted.mounted(request.target_path)
+        elif self.mounted.was_mounted(request.target_path):
+            self.metrics.remount_failures.labels(name, kind).inc()
         self._report(ctx, records, error, elapsed)
         if error is not None:
             context.set_code(status_code(error.kind))

@@ -26,6 +26,10 @@ DRIVER_NAME = "secrets-store.csi.k8s.io"
 PROVIDER_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,30}$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 TLS_KEYS = frozenset({"tls.key", "tls.crt"})
+# deploy/monitoring: a plain Prometheus rules file (not a Kubernetes object), and the Prometheus Operator's
+# kinds, which kubernetes-validate has no schema for (tests/monitoring checks them).
+PROMETHEUS_RULES_FILE = DEPLOY / "monitoring" / "prometheus-rules.yaml"
+MONITORING_KINDS = frozenset({"PodMonitor", "PrometheusRule"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,10 @@ class Manifest:
 
 
 def yaml_files(root: Path = DEPLOY) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """Every YAML file of Kubernetes objects under root (kustomization files included)."""
+    return sorted(
+        p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file() and p != PROMETHEUS_RULES_FILE
+    )
 
 
 def load_manifests(root: Path = DEPLOY) -> list[Manifest]:

@@ -2,7 +2,8 @@
 
 Kubernetes kinds are validated by kubernetes-validate against the schemas of the oldest Kubernetes we
 document and of the newest it knows, in strict mode (unknown fields fail). SecretProviderClass is a CRD
-with no schema there, so it goes through spc_problems instead.
+with no schema there, so it goes through spc_problems instead; the Prometheus Operator's kinds in
+deploy/monitoring are checked by tests/monitoring.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from kubernetes_validate import utils as kv
 from tests.deploy.manifests import (
     DEPLOY,
     DRIVER_NAME,
+    MONITORING_KINDS,
     ROOT,
     SPC_KIND,
     Manifest,
@@ -29,7 +31,7 @@ from tests.deploy.manifests import (
 OLDEST_KUBERNETES = "1.29"
 KUBERNETES_VERSIONS = sorted({OLDEST_KUBERNETES, kv.major_minor(kv.latest_version())})
 MANIFESTS = load_manifests()
-KUBERNETES_KINDS = [m for m in MANIFESTS if m.kind != SPC_KIND]
+KUBERNETES_KINDS = [m for m in MANIFESTS if m.kind != SPC_KIND and m.kind not in MONITORING_KINDS]
 SPCS = [m for m in MANIFESTS if m.kind == SPC_KIND]
 
 

@@ -448,3 +448,38 @@ def test_backend_request_and_cache_metrics_from_the_vault_backend(ops: Endpoints
     assert delta("provider_cache_lookups_total", backend="vault", cache="token", result="miss") == 1
     assert delta("provider_mounts_total", backend="vault", error_kind=error.code().name.title().replace("_", "")) == 1
     assert "127.0.0.1:1" not in after  # addresses are not labels
+
+
+def test_a_failed_remount_is_counted_apart_from_a_failed_first_mount(ops: Endpoints) -> None:
+    """A volume mounted once keeps its files when a later Mount (a rotation poll) fails: that is counted."""
+    pod = PodIdentity.named("rotating-1", "shop", "checkout")
+    first_time = PodIdentity.named("never-mounted-1", "shop", "checkout")
+    before = ops.metrics()
+    ops.mount(spc(TWO), pod=pod)
+    rpc_error(lambda: ops.mount(spc(TWO, failWith="NOT_FOUND"), pod=pod))
+    rpc_error(lambda: ops.mount(spc(TWO, failWith="NOT_FOUND"), pod=pod))
+    rpc_error(lambda: ops.mount(spc(TWO, failWith="NOT_FOUND"), pod=first_time))
+    ops.mount(spc(TWO), pod=pod)  # mounted again: no longer stale, and nothing more is counted
+    after = ops.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("provider_mounts_total", backend="test", error_kind="NotFound") == 3
+    assert delta("provider_remount_failures_total", backend="test", error_kind="NotFound") == 2
+
+
+def test_audit_write_failures_are_counted_and_the_mount_still_answered(tmp_path: Path) -> None:
+    # /dev/full takes the open and refuses every write with ENOSPC: a full disk under the audit file.
+    with start_daemon(tmp_path / "providers", ["test"], serve_args("/dev/full")) as daemon:
+        endpoints = Endpoints(daemon, None)
+        answer = endpoints.mount(spc(TWO))
+        assert {f.path for f in answer.files} == {"db-password", "tls/cert.pem"}
+        endpoints.mount(spc(TWO))
+        text = endpoints.metrics()
+        assert daemon.stop() == 0
+    assert value(text, "provider_audit_write_failures_total") == 2
+    failures = [r for r in log_records(daemon) if r.get("message") == "audit record could not be written"]
+    assert len(failures) == 2 and failures[0]["level"] == "error"
+    assert "No space left on device" in failures[0]["error"]
+    assert "Logging error" not in daemon.logs()  # not the logging module's traceback, which repeats the record
