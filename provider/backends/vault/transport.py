@@ -208,6 +208,8 @@ class _RedirectingAdapter(hvac.adapters.RawAdapter):
             followed += 1
             response.close()
             response = self._send_to(response.request, target, kwargs.get("timeout"))
+        if raise_exception and not response.ok and not self.ignore_exceptions:
+            self._raise_for_error(method, url, response)
         return response
 
     def _send_to(self, sent: requests.PreparedRequest, target: str, timeout: Any) -> requests.Response:
