@@ -44,7 +44,7 @@ class VaultBackend:
         self.defaults = defaults
         self.token_source = token_source
         self.tokens = TokenCache(cache_size)
-        self.sessions = SessionCache()
+        self.sessions = SessionCache(defaults.policy)
         self.concurrency = max(1, concurrency)
         self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size), values=ValueCache(cache_ttl),
                                token_scope=token_scope)

@@ -21,6 +21,7 @@ from typing import Any
 import hvac.adapters
 import requests
 
+from provider.backends.vault.redirects import RedirectRefused
 from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
@@ -102,6 +103,9 @@ def call(
             if retryable and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
                 continue
             raise _transport_error(exc, what, where, deadline, read_timeout) from None
+        except RedirectRefused as exc:
+            _measure(operation, None, started)
+            raise ProviderError(exc.kind, f"{exc.message} ({where}, while {what})") from None
         _measure(operation, response.status_code, started)
         answer = _answer(response)
         retry = answer.status in RETRY_STATUSES and (method in IDEMPOTENT or answer.status in NOT_ACTED_STATUSES)

@@ -27,7 +27,9 @@ import urllib3.connectionpool
 import urllib3.exceptions
 
 from provider.backends.vault.config import Connection, TLSSettings
-from provider.errors import invalid
+from provider.backends.vault.redirects import REDIRECT_STATUSES, decide
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.policy import EndpointPolicy, under_directory
 
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
@@ -49,13 +51,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if tls.ca_cert:
-        _load_ca(context, tls.ca_cert, "vaultCACertPath")
+        _load_ca(context, tls.ca_cert, "vaultCACertPath", tls.ca_root)
     if tls.ca_directory:
-        _load_ca_directory(context, tls.ca_directory)
+        _load_ca_directory(context, tls.ca_directory, tls.ca_root)
     if not (tls.ca_cert or tls.ca_directory):
         context.load_default_certs()
         _load_certifi(context)
     if tls.client_cert:
+        _check_confined(tls.client_cert, "vaultTLSClientCertPath", tls.client_root)
+        _check_confined(tls.client_key, "vaultTLSClientKeyPath", tls.client_root)
         _check_regular_file(tls.client_cert, "vaultTLSClientCertPath")
         _check_regular_file(tls.client_key, "vaultTLSClientKeyPath")
         try:
@@ -65,6 +69,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
                           f"cannot load a PEM certificate and its key ({_reason(exc)}); the paths are on the "
                           "provider's filesystem") from None
     return context
+
+
+def _check_confined(path: str, parameter: str, root: str) -> None:
+    """With a root (the SPC named the file), the file must resolve under it, symbolic links followed, as it
+    is read: a directory's entries were never looked at by the plan, and links may have changed since."""
+    if root and not under_directory(os.path.realpath(path), root):
+        raise ProviderError(ErrorKind.PERMISSION_DENIED,
+                            f"{parameter} must name a file under the directory set by --allowed-files-dir; "
+                            f"{os.path.basename(path)!r} is a symbolic link that leads outside it")
 
 
 def _check_regular_file(path: str, parameter: str) -> None:
@@ -81,7 +94,8 @@ def _check_regular_file(path: str, parameter: str) -> None:
         raise invalid(f"{parameter} {path} is larger than {MAX_PEM_BYTES} bytes; it is not a PEM file")
 
 
-def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
+def _load_ca(context: ssl.SSLContext, path: str, parameter: str, root: str) -> None:
+    _check_confined(path, parameter, root)
     _check_regular_file(path, parameter)
     try:
         with open(path) as handle:
@@ -91,15 +105,17 @@ def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
                       "on the provider's filesystem") from None
 
 
-def _load_ca_directory(context: ssl.SSLContext, directory: str) -> None:
+def _load_ca_directory(context: ssl.SSLContext, directory: str, root: str) -> None:
+    """Every regular file of the directory, each resolved on its own (an entry may be a link)."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise invalid(f"vaultCADirectory {directory}: cannot list it ({_reason(exc)})") from None
     for name in names:
         path = os.path.join(directory, name)
+        _check_confined(path, "vaultCADirectory file", root)
         if os.path.isfile(path):
-            _load_ca(context, path, "vaultCADirectory file")
+            _load_ca(context, path, "vaultCADirectory file", root)
 
 
 def _load_certifi(context: ssl.SSLContext) -> None:
@@ -173,8 +189,40 @@ class _UnixAdapter(requests.adapters.HTTPAdapter):
         super().close()
 
 
-def build_session(connection: Connection) -> hvac.adapters.RawAdapter:
-    """An hvac adapter over a session set up for the connection (does file I/O for certificates)."""
+class _RedirectingAdapter(hvac.adapters.RawAdapter):
+    """hvac's adapter with requests' automatic redirects off; a redirect is followed here, once at most, to
+    a target `redirects.decide` allows, with the same method, headers and body."""
+
+    def __init__(self, *, policy: EndpointPolicy, origin: str, **kwargs: Any) -> None:
+        super().__init__(allow_redirects=False, **kwargs)
+        self._policy = policy
+        self._origin = origin  # a unix:// address, which requests only sees as http://localhost
+
+    def request(self, method: str, url: str, headers: dict[str, str] | None = None, raise_exception: bool = True,
+                **kwargs: Any) -> requests.Response:
+        response: requests.Response = super().request(method, url, headers=headers, raise_exception=False, **kwargs)
+        followed = 0
+        while response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+            target = decide(response.headers["location"], self._origin or response.url, self._policy,
+                            status=response.status_code, followed=followed)
+            followed += 1
+            response.close()
+            response = self._send_to(response.request, target, kwargs.get("timeout"))
+        if raise_exception and not response.ok and not self.ignore_exceptions:
+            self._raise_for_error(method, url, response)
+        return response
+
+    def _send_to(self, sent: requests.PreparedRequest, target: str, timeout: Any) -> requests.Response:
+        again = sent.copy()
+        again.prepare_url(target, None)
+        proxies = requests.utils.get_environ_proxies(target)  # the target's, as for the address itself
+        return self.session.send(again, allow_redirects=False, timeout=timeout, verify=self.session.verify,
+                                 proxies=proxies)
+
+
+def build_session(connection: Connection, policy: EndpointPolicy | None = None) -> hvac.adapters.RawAdapter:
+    """An hvac adapter over a session set up for the connection (does file I/O for certificates); redirects
+    are followed only as `redirects.decide` allows under the policy."""
     session = requests.Session()
     session.trust_env = False
     parts = urlsplit(connection.address)
@@ -189,14 +237,16 @@ def build_session(connection: Connection) -> hvac.adapters.RawAdapter:
         proxies = requests.utils.get_environ_proxies(connection.address)
     session.verify = verify
     session.proxies = proxies
-    return hvac.adapters.RawAdapter(base_uri=base, session=session, verify=verify, proxies=proxies,
-                                    namespace=connection.namespace or None, request_header=True)
+    return _RedirectingAdapter(policy=policy or EndpointPolicy(), origin=connection.address if parts.scheme == "unix"
+                               else "", base_uri=base, session=session, verify=verify, proxies=proxies,
+                               namespace=connection.namespace or None, request_header=True)
 
 
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: EndpointPolicy | None = None) -> None:
+        self._policy = policy or EndpointPolicy()
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -208,7 +258,7 @@ class SessionCache:
                 self._sessions.move_to_end(connection)
                 return found.adapter
             # Built under the lock: parallel first mounts share one session instead of each building one.
-            adapter = build_session(connection)
+            adapter = build_session(connection, self._policy)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:
