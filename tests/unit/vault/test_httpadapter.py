@@ -572,3 +572,18 @@ def test_the_session_cache_keeps_one_adapter_per_setting_and_is_bounded(server: 
     others = [cache.get(Connection(server.address, namespace=n)) for n in ("a", "b")]
     assert first not in others and len(set(map(id, others))) == 2
     assert closed == [first]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_redirect_is_a_clear_error_naming_its_target_and_nothing_follows_it(server: TCPServer, method: str) -> None:
+    import time
+
+    adapter = adapter_for(server.address)
+    with pytest.raises(ProviderError) as caught:
+        call(adapter, method, "/v1/redirect", token="s.token", deadline=time.monotonic() + 5, operation="read",
+             what="reading it", where="Vault", body='{"jwt": "x"}' if method == "POST" else None)
+    assert caught.value.kind is ErrorKind.UNAVAILABLE
+    assert caught.value.message.startswith(f"Vault redirected {method} /v1/redirect to "
+                                           "'http://127.0.0.1:9/v1/secret/data/elsewhere' while reading it; the "
+                                           "provider does not follow redirects")
+    assert [s.target for s in server.behaviour.seen] == ["/v1/redirect"]  # sent once, not retried
