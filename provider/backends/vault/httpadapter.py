@@ -29,6 +29,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 import hvac.adapters
 import hvac.utils
 
+from provider.fanout import FairGate
+
 # Connections open at once to one Vault address per TLS setting; a call waits for a free one.
 MAX_CONNECTIONS = 32
 # An idle connection older than this is closed rather than reused (Vault closes idle ones after minutes).
@@ -214,9 +216,10 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
 
 class ConnectionPool:
     """Keep-alive connections to one endpoint: at most `max_connections` open at once, idle ones reused
-    newest first. Thread-safe. After close(), connections in use are closed when they come back."""
+    newest first. Thread-safe. After close(), connections in use are closed when they come back.
+    `mounts` is the gate the backend passes a mount through before its reads."""
 
-    def __init__(self, endpoint: Endpoint, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(self, endpoint: Endpoint, max_connections: int = MAX_CONNECTIONS, mounts_at_once: int = 4) -> None:
         self.endpoint = endpoint
         self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -224,6 +227,9 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._closed = False
         self.opened = 0  # connections made so far: lets tests see reuse
+        # Mounts reading through this pool at once, admitted in the order they came: more would only wait for
+        # connections, and their extra runnable threads make some mounts starve (see FairGate).
+        self.mounts = FairGate(mounts_at_once)
 
     def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None,
                 connect_timeout: float, read_timeout: float, url: str = "") -> Reply:

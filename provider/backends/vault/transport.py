@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests.utils
 
 from provider.backends.vault.config import Connection, TLSSettings
-from provider.backends.vault.httpadapter import ConnectionPool, Endpoint, PooledAdapter, Proxy
+from provider.backends.vault.httpadapter import MAX_CONNECTIONS, ConnectionPool, Endpoint, PooledAdapter, Proxy
 from provider.errors import invalid
 
 SESSION_SECONDS = 300.0
@@ -108,21 +108,22 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
 
 
-def build_session(connection: Connection) -> PooledAdapter:
+def build_session(connection: Connection, mounts_at_once: int = 4) -> PooledAdapter:
     """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates)."""
     parts = urlsplit(connection.address)
     namespace = connection.namespace or None
     if parts.scheme == "unix":
         endpoint = Endpoint("localhost", 80, socket_path=parts.path or parts.netloc)
-        return PooledAdapter("http://localhost", ConnectionPool(endpoint), namespace=namespace)
+        return PooledAdapter("http://localhost", ConnectionPool(endpoint, mounts_at_once=mounts_at_once),
+                             namespace=namespace)
     tls = connection.tls
     secure = parts.scheme == "https"
     host, port = parts.hostname or "", parts.port or (443 if secure else 80)
     proxy = _environment_proxy(connection.address)
     endpoint = Endpoint(host, port, context=tls_context(tls) if secure else None, server_name=tls.server_name,
                         proxy=proxy)
-    return PooledAdapter(connection.address, ConnectionPool(endpoint), namespace=namespace,
-                         via_proxy=proxy is not None and not secure)
+    pool = ConnectionPool(endpoint, mounts_at_once=mounts_at_once)
+    return PooledAdapter(connection.address, pool, namespace=namespace, via_proxy=proxy is not None and not secure)
 
 
 def _environment_proxy(address: str) -> Proxy | None:
@@ -140,7 +141,9 @@ def _environment_proxy(address: str) -> Proxy | None:
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, reads_per_mount: int = 8) -> None:
+        # As many mounts read through one pool at once as its connections can serve together.
+        self.mounts_at_once = max(1, MAX_CONNECTIONS // max(1, reads_per_mount))
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -152,7 +155,7 @@ class SessionCache:
                 self._sessions.move_to_end(connection)
                 return found.adapter
             # Built under the lock: parallel first mounts share one session instead of each building one.
-            adapter = build_session(connection)
+            adapter = build_session(connection, self.mounts_at_once)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:
