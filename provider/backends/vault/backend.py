@@ -45,7 +45,7 @@ class VaultBackend:
         self.token_source = token_source
         self.tokens = TokenCache(cache_size)
         self.concurrency = max(1, concurrency)
-        self.sessions = SessionCache(self.concurrency)
+        self.sessions = SessionCache(defaults.policy, self.concurrency)
         self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size), values=ValueCache(cache_ttl),
                                token_scope=token_scope)
         self.fanout = FanOut(HELPERS_PER_READ * self.concurrency, "vault-read")

@@ -26,6 +26,7 @@ from provider.backends.vault.httpadapter import (
     TLSFailed,
     TransportError,
 )
+from provider.backends.vault.redirects import RedirectRefused
 from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
@@ -42,7 +43,6 @@ RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 NOT_ACTED_STATUSES = frozenset({412, 429, 503})
 IDEMPOTENT = frozenset({"GET", "LIST", "HEAD"})
 MAX_RETRY_AFTER = 5.0
-MAX_SHOWN_TARGET = 200  # characters of a redirect's target in a message
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)]+)")
 _SSL_LOCATION = re.compile(r"\(_ssl\.c:\d+\)")
 
@@ -108,9 +108,10 @@ def call(
             if isinstance(exc, ConnectFailed) and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
                 continue
             raise _transport_error(exc, what, where, deadline, read_timeout) from None
+        except RedirectRefused as exc:
+            _measure(operation, None, started)
+            raise ProviderError(exc.kind, f"{exc.message} ({where}, while {what})") from None
         _measure(operation, response.status_code, started)
-        if response.is_redirect:
-            raise _redirect_error(method, path, str(response.headers.get("Location")), what, where)
         answer = _answer(response)
         retry = answer.status in RETRY_STATUSES and (method in IDEMPOTENT or answer.status in NOT_ACTED_STATUSES)
         if retry and not answer.sealed and attempt < MAX_ATTEMPTS and _pause(attempt, answer.retry_after, deadline):
@@ -139,16 +140,6 @@ def _answer(response: Reply) -> Answer:
     if header.strip().isdigit():
         retry_after = min(float(header), MAX_RETRY_AFTER)
     return Answer(status=response.status_code, body=body, not_json=not_json, retry_after=retry_after)
-
-
-def _redirect_error(method: str, path: str, target: str, what: str, where: str) -> ProviderError:
-    """A redirect is not followed: the token or the pod's JWT would go wherever it points."""
-    shown = redact_text(target)
-    shown = shown if len(shown) <= MAX_SHOWN_TARGET else shown[:MAX_SHOWN_TARGET] + "..."
-    return ProviderError(ErrorKind.UNAVAILABLE,
-                         f"{where} redirected {method} {path} to {shown!r} while {what}; the provider does not follow "
-                         "redirects (the Vault token or the pod's token would go with it): set vaultAddress to the "
-                         "active Vault node or its load balancer")
 
 
 def _pause(attempt: int, retry_after: float | None, deadline: float) -> bool:

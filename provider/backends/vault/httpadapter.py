@@ -6,8 +6,10 @@ node pays for every pod at every rotation poll. This adapter sends what hvac's R
 X-Vault-Request, X-Vault-Token and X-Vault-Namespace headers, the same URL joining and quoting) and
 answers with a small response object that has the parts of requests.Response that callers read.
 
-It never follows a redirect: a 3xx is answered as it came, and the caller decides. Its errors say
-whether the request can have reached Vault, which is what decides a retry.
+Nothing follows a redirect automatically: the adapter asks `redirects.decide` (at most one, re-checked
+against the endpoint policy, never to a weaker scheme) and sends the same request once more to the
+target it allows, on a connection of its own; a refusal is raised as RedirectRefused naming the target.
+Its transport errors say whether the request can have reached Vault, which is what decides a retry.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -29,7 +31,9 @@ from urllib.parse import unquote, urlencode, urlsplit
 import hvac.adapters
 import hvac.utils
 
+from provider.backends.vault.redirects import REDIRECT_STATUSES, decide
 from provider.fanout import FairGate
+from provider.policy import EndpointPolicy
 
 # Connections open at once to one Vault address per TLS setting; a call waits for a free one.
 MAX_CONNECTIONS = 32
@@ -345,11 +349,13 @@ class _ClosedWhileIdle(Exception):
 
 
 class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is untyped
-    """hvac's RawAdapter behaviour over a ConnectionPool: requests go out as RawAdapter sends them, and every
-    answer comes back as it came (no redirect is followed; `raise_exception` as in RawAdapter)."""
+    """hvac's RawAdapter behaviour over a ConnectionPool: requests go out as RawAdapter sends them, answers
+    come back as they came (`raise_exception` as in RawAdapter), and a redirect is followed only as
+    `redirects.decide` allows under the policy: to `elsewhere(target)`, the endpoint for the target."""
 
     def __init__(self, base_uri: str, pool: ConnectionPool, namespace: str | None = None,
-                 request_header: bool = True, via_proxy: bool = False) -> None:
+                 request_header: bool = True, policy: EndpointPolicy | None = None, origin: str = "",
+                 elsewhere: Callable[[str], Endpoint] | None = None) -> None:
         # Not Adapter.__init__: it builds a requests.Session that this adapter never uses.
         self.base_uri = base_uri.rstrip("/")
         self.token: str | None = None
@@ -361,7 +367,9 @@ class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is unt
         self.request_header = request_header
         self._kwargs: dict[str, Any] = {"timeout": DEFAULT_TIMEOUT}
         self.pool = pool
-        self._via_proxy = via_proxy  # plain http through a proxy: the request line carries the whole URL
+        self._policy = policy or EndpointPolicy()
+        self._origin = origin  # a unix:// address, which the URLs here only show as http://localhost
+        self._elsewhere = elsewhere
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None = None, raise_exception: bool = True,
                 **kwargs: Any) -> Reply:
@@ -389,11 +397,14 @@ class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is unt
         if self.strict_http and method == "LIST":
             method, params = "GET", [*_pairs(params), ("list", "true")]
         full = _prepared_url(full, params)
-        connect_timeout, read_timeout = _timeouts(kwargs.get("timeout", self._kwargs["timeout"]))
-        if self._via_proxy and self.pool.endpoint.proxy is not None:
-            sent.update(self.pool.endpoint.proxy.headers())
-        reply = self.pool.request(method, full if self._via_proxy else _target(full), sent, body, connect_timeout,
-                                  read_timeout, full)
+        timeouts = _timeouts(kwargs.get("timeout", self._kwargs["timeout"]))
+        reply = _send(self.pool, method, full, sent, body, timeouts)
+        followed = 0
+        while reply.status_code in REDIRECT_STATUSES and "location" in reply.headers:
+            target = decide(reply.headers["location"], self._origin or full, self._policy,
+                            status=reply.status_code, followed=followed)
+            followed += 1
+            reply = self._send_elsewhere(method, target, sent, body, timeouts)
         if not reply.ok and raise_exception and not self.ignore_exceptions:
             errors = None
             if reply.headers.get("Content-Type") == "application/json":
@@ -405,11 +416,31 @@ class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is unt
                                        errors=errors, text=reply.text)
         return reply
 
+    def _send_elsewhere(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+                        timeouts: tuple[float, float]) -> Reply:
+        """The same request to a redirect's target, on a connection of its own (redirects are rare: a standby)."""
+        if self._elsewhere is None:
+            raise ConnectFailed(f"no way to reach {url}")
+        pool = ConnectionPool(self._elsewhere(url), max_connections=1)
+        try:
+            return _send(pool, method, url, headers, body, timeouts)
+        finally:
+            pool.close()
+
     def get_login_token(self, response: Reply) -> str:
         return str(response.json()["auth"]["client_token"])
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _send(pool: ConnectionPool, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+          timeouts: tuple[float, float]) -> Reply:
+    proxy = pool.endpoint.proxy
+    if proxy is not None and pool.endpoint.context is None:
+        # Plain http through a proxy: the request line carries the whole URL, and the proxy's credentials go too.
+        return pool.request(method, url, {**headers, **proxy.headers()}, body, *timeouts, url=url)
+    return pool.request(method, _target(url), headers, body, *timeouts, url=url)
 
 
 def _pairs(params: Any) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from provider.backends.vault.yamlcore import composed, core_value, integer, scal
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked, nearest
 from provider.output import path_problem
+from provider.plainurl import has_dot_segment
 
 FIELDS = ("objectName", "secretPath", "secretKey", "method", "secretArgs", "encoding", "filePermission")
 STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
@@ -222,6 +223,10 @@ def _warn_unknown_fields(given: dict[str, yaml.Node], label: str, spc: str, find
 def build_request(secret_path: str, method: str, args: dict[str, Any] | None, where: str) -> ReadRequest:
     """The Vault call for a secretPath: /v1/ prefix, query string → parameters, secretArgs → JSON body."""
     path, _, query = secret_path.partition("?")
+    if has_dot_segment(path):
+        # Resolved by the HTTP stack or by Vault, they would leave the path prefix --allowed-vault-addresses allows.
+        raise invalid(f"{where}: secretPath {secret_path!r} has a '.' or '..' segment (also when percent-encoded); "
+                      "give the Vault API path without them, e.g. secret/data/app")
     if ";" in query or _BAD_ESCAPE.search(query):
         raise invalid(f"{where}: failed to parse query parameters from secretPath {secret_path!r}: use "
                       "key=value pairs joined by '&', with %XX escapes")

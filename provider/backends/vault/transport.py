@@ -22,7 +22,8 @@ import requests.utils
 
 from provider.backends.vault.config import Connection, TLSSettings
 from provider.backends.vault.httpadapter import MAX_CONNECTIONS, ConnectionPool, Endpoint, PooledAdapter, Proxy
-from provider.errors import invalid
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.policy import EndpointPolicy, under_directory
 
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
@@ -43,13 +44,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if tls.ca_cert:
-        _load_ca(context, tls.ca_cert, "vaultCACertPath")
+        _load_ca(context, tls.ca_cert, "vaultCACertPath", tls.ca_root)
     if tls.ca_directory:
-        _load_ca_directory(context, tls.ca_directory)
+        _load_ca_directory(context, tls.ca_directory, tls.ca_root)
     if not (tls.ca_cert or tls.ca_directory):
         context.load_default_certs()
         _load_certifi(context)
     if tls.client_cert:
+        _check_confined(tls.client_cert, "vaultTLSClientCertPath", tls.client_root)
+        _check_confined(tls.client_key, "vaultTLSClientKeyPath", tls.client_root)
         _check_regular_file(tls.client_cert, "vaultTLSClientCertPath")
         _check_regular_file(tls.client_key, "vaultTLSClientKeyPath")
         try:
@@ -59,6 +62,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
                           f"cannot load a PEM certificate and its key ({_reason(exc)}); the paths are on the "
                           "provider's filesystem") from None
     return context
+
+
+def _check_confined(path: str, parameter: str, root: str) -> None:
+    """With a root (the SPC named the file), the file must resolve under it, symbolic links followed, as it
+    is read: a directory's entries were never looked at by the plan, and links may have changed since."""
+    if root and not under_directory(os.path.realpath(path), root):
+        raise ProviderError(ErrorKind.PERMISSION_DENIED,
+                            f"{parameter} must name a file under the directory set by --allowed-files-dir; "
+                            f"{os.path.basename(path)!r} is a symbolic link that leads outside it")
 
 
 def _check_regular_file(path: str, parameter: str) -> None:
@@ -75,7 +87,8 @@ def _check_regular_file(path: str, parameter: str) -> None:
         raise invalid(f"{parameter} {path} is larger than {MAX_PEM_BYTES} bytes; it is not a PEM file")
 
 
-def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
+def _load_ca(context: ssl.SSLContext, path: str, parameter: str, root: str) -> None:
+    _check_confined(path, parameter, root)
     _check_regular_file(path, parameter)
     try:
         with open(path) as handle:
@@ -85,15 +98,17 @@ def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
                       "on the provider's filesystem") from None
 
 
-def _load_ca_directory(context: ssl.SSLContext, directory: str) -> None:
+def _load_ca_directory(context: ssl.SSLContext, directory: str, root: str) -> None:
+    """Every regular file of the directory, each resolved on its own (an entry may be a link)."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise invalid(f"vaultCADirectory {directory}: cannot list it ({_reason(exc)})") from None
     for name in names:
         path = os.path.join(directory, name)
+        _check_confined(path, "vaultCADirectory file", root)
         if os.path.isfile(path):
-            _load_ca(context, path, "vaultCADirectory file")
+            _load_ca(context, path, "vaultCADirectory file", root)
 
 
 def _load_certifi(context: ssl.SSLContext) -> None:
@@ -108,22 +123,33 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
 
 
-def build_session(connection: Connection, mounts_at_once: int = 4) -> PooledAdapter:
-    """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates)."""
+def build_session(connection: Connection, policy: EndpointPolicy | None = None,
+                  mounts_at_once: int = 4) -> PooledAdapter:
+    """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates);
+    a redirect is followed only as `redirects.decide` allows under the policy."""
     parts = urlsplit(connection.address)
     namespace = connection.namespace or None
     if parts.scheme == "unix":
         endpoint = Endpoint("localhost", 80, socket_path=parts.path or parts.netloc)
         return PooledAdapter("http://localhost", ConnectionPool(endpoint, mounts_at_once=mounts_at_once),
-                             namespace=namespace)
+                             namespace=namespace, policy=policy, origin=connection.address)
     tls = connection.tls
     secure = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
     proxy = _environment_proxy(connection.address)
-    endpoint = Endpoint(host, port, context=tls_context(tls) if secure else None, server_name=tls.server_name,
-                        proxy=proxy)
+    context = tls_context(tls) if secure else None
+    endpoint = Endpoint(parts.hostname or "", parts.port or (443 if secure else 80), context=context,
+                        server_name=tls.server_name, proxy=proxy)
+
+    def elsewhere(url: str) -> Endpoint:
+        """Where a redirect the policy allowed goes: with the same TLS settings, through the target's proxy."""
+        target = urlsplit(url)
+        https = target.scheme == "https"
+        return Endpoint(target.hostname or "", target.port or (443 if https else 80),
+                        context=(context or tls_context(tls)) if https else None, server_name=tls.server_name,
+                        proxy=_environment_proxy(url))
+
     pool = ConnectionPool(endpoint, mounts_at_once=mounts_at_once)
-    return PooledAdapter(connection.address, pool, namespace=namespace, via_proxy=proxy is not None and not secure)
+    return PooledAdapter(connection.address, pool, namespace=namespace, policy=policy, elsewhere=elsewhere)
 
 
 def _environment_proxy(address: str) -> Proxy | None:
@@ -141,7 +167,8 @@ def _environment_proxy(address: str) -> Proxy | None:
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self, reads_per_mount: int = 8) -> None:
+    def __init__(self, policy: EndpointPolicy | None = None, reads_per_mount: int = 8) -> None:
+        self._policy = policy or EndpointPolicy()
         # As many mounts read through one pool at once as its connections can serve together.
         self.mounts_at_once = max(1, MAX_CONNECTIONS // max(1, reads_per_mount))
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()
@@ -155,7 +182,7 @@ class SessionCache:
                 self._sessions.move_to_end(connection)
                 return found.adapter
             # Built under the lock: parallel first mounts share one session instead of each building one.
-            adapter = build_session(connection, self.mounts_at_once)
+            adapter = build_session(connection, self._policy, self.mounts_at_once)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:

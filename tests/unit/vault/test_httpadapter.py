@@ -58,6 +58,7 @@ class Behaviour:
 
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    location: str = "http://127.0.0.1:9/v1/secret/data/elsewhere"  # where /v1/redirect sends the client
     busy: int = 0
     most_busy: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,7 +88,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, behaviour: Behaviour) -> None:
         path = self.path
         if path.startswith("/v1/redirect"):
-            self._send(307, b"", {"Location": "http://127.0.0.1:9/v1/secret/data/elsewhere"})
+            self._send(307, b"", {"Location": behaviour.location})
         elif path.startswith("/v1/wait"):
             behaviour.release.wait(10)
             self._send(200, json.dumps(SECRET).encode())
@@ -258,13 +259,62 @@ def test_a_chunked_answer_is_read_whole_and_the_connection_kept(server: TCPServe
 # ------------------------------------------------------------------------------------ redirects
 
 
-def test_a_redirect_is_answered_as_it_came_never_followed(server: TCPServer) -> None:
+@pytest.fixture
+def target() -> Iterator[TCPServer]:
+    with serving(TCPServer()) as running:
+        yield running
+
+
+def test_one_redirect_is_followed_with_the_same_request(server: TCPServer, target: TCPServer) -> None:
+    server.behaviour.location = f"{target.address}/v1/standby/answer?x=1"
     adapter = adapter_for(server.address)
     adapter.token = "s.token"
     reply = adapter.request("POST", "/v1/redirect", data=b'{"jwt":"x"}', raise_exception=False)
-    assert reply.status_code == 307 and reply.is_redirect
-    assert reply.headers["Location"] == "http://127.0.0.1:9/v1/secret/data/elsewhere"
-    assert [s.target for s in server.behaviour.seen] == ["/v1/redirect"]
+    assert reply.status_code == 200 and reply.json() == SECRET
+    (seen,) = target.behaviour.seen
+    assert (seen.method, seen.target, seen.body) == ("POST", "/v1/standby/answer?x=1", b'{"jwt":"x"}')
+    assert seen.headers["X-Vault-Token"] == "s.token" and seen.headers["Host"] == target.address.split("//")[1]
+
+
+@pytest.mark.parametrize(
+    ("location", "allowed", "why"),
+    [
+        ("{target}/v1/redirect", "", "at most 1 redirect"),  # the target redirects again
+        ("{target}/v1/ok", "{server}", "--allowed-vault-addresses"),  # not an allowed address
+        ("https://127.0.0.1:9/v1/ok", "", None),  # to https: allowed, and tried (nothing listens there)
+    ],
+)
+def test_redirects_the_policy_refuses_are_errors_naming_the_target(server: TCPServer, target: TCPServer,
+                                                                   location: str, allowed: str,
+                                                                   why: str | None) -> None:
+    from provider.backends.vault.redirects import RedirectRefused
+    from provider.policy import EndpointPolicy
+
+    server.behaviour.location = location.format(target=target.address)
+    target.behaviour.location = f"{target.address}/v1/ok"
+    policy = EndpointPolicy(allowed_vault_addresses=(allowed.format(server=server.address),) if allowed else ())
+    adapter = transport.build_session(Connection(server.address), policy)
+    if why is None:
+        with pytest.raises(ConnectFailed):
+            adapter.request("GET", "/v1/redirect", raise_exception=False)
+        return
+    with pytest.raises(RedirectRefused) as caught:
+        adapter.request("GET", "/v1/redirect", raise_exception=False)
+    assert why in caught.value.message and caught.value.target.startswith(target.address)
+    assert len(target.behaviour.seen) == (1 if why.startswith("at most") else 0)
+
+
+def test_a_redirect_from_https_to_http_is_refused(tls_server: TCPServer, tls_files: TLSFiles,
+                                                 target: TCPServer) -> None:
+    from provider.backends.vault.redirects import RedirectRefused
+
+    tls_server.behaviour.location = f"{target.address}/v1/ok"
+    adapter = adapter_for(tls_server.address, tls=TLSSettings(
+        ca_cert=str(tls_files.ca), server_name=TLS_SERVER_NAME, client_cert=str(tls_files.client_cert),
+        client_key=str(tls_files.client_key)))
+    with pytest.raises(RedirectRefused, match="from https to plain http"):
+        adapter.request("GET", "/v1/redirect", raise_exception=False)
+    assert target.behaviour.seen == []
 
 
 # ------------------------------------------------------------------------------ connection reuse
@@ -574,16 +624,12 @@ def test_the_session_cache_keeps_one_adapter_per_setting_and_is_bounded(server: 
     assert closed == [first]
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_redirect_is_a_clear_error_naming_its_target_and_nothing_follows_it(server: TCPServer, method: str) -> None:
-    import time
+def test_a_vault_on_a_unix_socket_is_never_redirected(tmp_path: Path, target: TCPServer) -> None:
+    from provider.backends.vault.redirects import RedirectRefused
 
-    adapter = adapter_for(server.address)
-    with pytest.raises(ProviderError) as caught:
-        call(adapter, method, "/v1/redirect", token="s.token", deadline=time.monotonic() + 5, operation="read",
-             what="reading it", where="Vault", body='{"jwt": "x"}' if method == "POST" else None)
-    assert caught.value.kind is ErrorKind.UNAVAILABLE
-    assert caught.value.message.startswith(f"Vault redirected {method} /v1/redirect to "
-                                           "'http://127.0.0.1:9/v1/secret/data/elsewhere' while reading it; the "
-                                           "provider does not follow redirects")
-    assert [s.target for s in server.behaviour.seen] == ["/v1/redirect"]  # sent once, not retried
+    with serving(UnixServer(tmp_path / "agent.sock")) as unix:
+        unix.behaviour.location = f"{target.address}/v1/ok"
+        adapter = adapter_for(f"unix://{tmp_path / 'agent.sock'}")
+        with pytest.raises(RedirectRefused, match="never redirected"):
+            adapter.request("GET", "/v1/redirect", raise_exception=False)
+    assert target.behaviour.seen == []
