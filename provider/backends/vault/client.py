@@ -18,9 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import hvac.adapters
-import requests
-
+from provider.backends.vault.httpadapter import (
+    ConnectFailed,
+    PooledAdapter,
+    ReadTimeout,
+    Reply,
+    TLSFailed,
+    TransportError,
+)
 from provider.backends.vault.redirects import RedirectRefused
 from provider.backends.vault.render import parse_json
 from provider.deadline import time_left
@@ -72,7 +77,7 @@ class Answer:
 
 
 def call(
-    adapter: hvac.adapters.RawAdapter,
+    adapter: PooledAdapter,
     method: str,
     path: str,
     *,
@@ -97,10 +102,10 @@ def call(
                 method, path, headers=dict(headers), raise_exception=False, params=list(params) or None,
                 data=body.encode() if body is not None else None, timeout=(min(CONNECT_TIMEOUT, left), read_timeout),
             )
-        except requests.exceptions.RequestException as exc:
+        except TransportError as exc:
             _measure(operation, None, started)
-            retryable = _is_connect_failure(exc)
-            if retryable and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
+            # Sent again only when it never reached Vault, so no action can be repeated.
+            if isinstance(exc, ConnectFailed) and attempt < MAX_ATTEMPTS and _pause(attempt, None, deadline):
                 continue
             raise _transport_error(exc, what, where, deadline, read_timeout) from None
         except RedirectRefused as exc:
@@ -120,7 +125,7 @@ def _measure(operation: str, status: int | None, started: float) -> None:
     record_backend_request(BACKEND, operation, status, time.monotonic() - started)
 
 
-def _answer(response: requests.Response) -> Answer:
+def _answer(response: Reply) -> Answer:
     content = response.content
     body: Any = None
     not_json = False
@@ -130,19 +135,10 @@ def _answer(response: requests.Response) -> Answer:
         except ValueError:
             not_json = True
     retry_after = None
-    header = response.headers.get("Retry-After", "")
+    header = response.headers.get("Retry-After") or ""
     if header.strip().isdigit():
         retry_after = min(float(header), MAX_RETRY_AFTER)
     return Answer(status=response.status_code, body=body, not_json=not_json, retry_after=retry_after)
-
-
-def _is_connect_failure(exc: BaseException) -> bool:
-    """True when the request never reached Vault (so sending it again cannot repeat an action)."""
-    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ReadTimeout)):
-        return False
-    return isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError)) and (
-        "NewConnectionError" in repr(exc) or isinstance(exc, requests.exceptions.ConnectTimeout)
-    )
 
 
 def _pause(attempt: int, retry_after: float | None, deadline: float) -> bool:
@@ -155,13 +151,13 @@ def _pause(attempt: int, retry_after: float | None, deadline: float) -> bool:
 
 
 def _transport_error(exc: BaseException, what: str, where: str, deadline: float, timeout: float) -> ProviderError:
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, ReadTimeout):
         if time.monotonic() >= deadline - 0.1:
             return ProviderError(ErrorKind.DEADLINE_EXCEEDED,
                                  f"{where} did not answer before the mount deadline while {what}; "
                                  "check that Vault is up, unsealed and not overloaded")
         return ProviderError(ErrorKind.UNAVAILABLE, f"{where} did not answer within {timeout:.0f}s while {what}")
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, TLSFailed):
         return ProviderError(ErrorKind.UNAVAILABLE,
                              f"TLS with {where} failed while {what} ({_short_reason(exc)}); check vaultCACertPath, "
                              "vaultCADirectory, vaultTLSServerName and the client certificate")
@@ -170,7 +166,7 @@ def _transport_error(exc: BaseException, what: str, where: str, deadline: float,
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost ssl or OS error under requests' and urllib3's wrappers (or exc itself)."""
+    """The innermost ssl or OS error under the transport's errors (or exc itself)."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen and len(seen) < 10:

@@ -1,45 +1,38 @@
 """HTTP sessions to Vault, one per connection setting: TLS as the parameters say, or a unix socket.
 
-The session ignores the process environment (no REQUESTS_CA_BUNDLE, no .netrc) except for proxies, so
-the trust a mount gets is the one its parameters and the daemon's flags describe. Sessions are kept a
-few minutes for connection reuse, then rebuilt so a rotated CA or client certificate is picked up.
+A session is an hvac adapter over a pool of keep-alive connections (httpadapter.py). It ignores the
+process environment (no REQUESTS_CA_BUNDLE, no .netrc) except for proxies, so the trust a mount gets is
+the one its parameters and the daemon's flags describe. Sessions are kept a few minutes for connection
+reuse, then rebuilt so a rotated CA or client certificate is picked up; at most MAX_SESSIONS are kept,
+so at most that many pools of at most MAX_CONNECTIONS connections each.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import stat
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import hvac.adapters
-import requests
-import requests.adapters
 import requests.utils
-import urllib3.connection
-import urllib3.connectionpool
-import urllib3.exceptions
 
 from provider.backends.vault.config import Connection, TLSSettings
-from provider.backends.vault.redirects import REDIRECT_STATUSES, decide
+from provider.backends.vault.httpadapter import MAX_CONNECTIONS, ConnectionPool, Endpoint, PooledAdapter, Proxy
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.policy import EndpointPolicy, under_directory
 
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
-POOL_SIZE = 16
 MAX_PEM_BYTES = 4 * 1024 * 1024  # a CA bundle is a few hundred KiB
 
 
 @dataclass
 class VaultSession:
-    adapter: hvac.adapters.RawAdapter
+    adapter: PooledAdapter
     created: float
 
 
@@ -130,127 +123,58 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
 
 
-class _TLSAdapter(requests.adapters.HTTPAdapter):
-    """Connections with our SSLContext and, when set, the TLS server name (SNI and verification)."""
-
-    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
-        self._context = context
-        self._server_name = server_name
-        super().__init__(pool_connections=4, pool_maxsize=POOL_SIZE)
-
-    def _tls_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs["ssl_context"] = self._context
-        if self._server_name:
-            kwargs["server_hostname"] = self._server_name
-        return kwargs
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, **self._tls_kwargs(kwargs))
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        return super().proxy_manager_for(proxy, **self._tls_kwargs(kwargs))
-
-
-class _UnixConnection(urllib3.connection.HTTPConnection):
-    def __init__(self, *args: Any, socket_path: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._socket_path = socket_path
-
-    def _new_conn(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else None)
-        try:
-            sock.connect(self._socket_path)
-        except OSError as exc:
-            sock.close()
-            raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {self._socket_path}: {exc}") from exc
-        return sock
-
-
-class _UnixPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _UnixConnection
-
-
-class _UnixAdapter(requests.adapters.HTTPAdapter):
-    """Every request of the session goes to one unix socket (a Vault Agent listener)."""
-
-    def __init__(self, socket_path: str) -> None:
-        super().__init__()
-        self._pool = _UnixPool("localhost", maxsize=POOL_SIZE, socket_path=socket_path)
-
-    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None, cert: Any = None) -> Any:
-        return self._pool
-
-    def get_connection(self, url: Any, proxies: Any = None) -> Any:
-        return self._pool
-
-    def close(self) -> None:
-        self._pool.close()
-        super().close()
-
-
-class _RedirectingAdapter(hvac.adapters.RawAdapter):
-    """hvac's adapter with requests' automatic redirects off; a redirect is followed here, once at most, to
-    a target `redirects.decide` allows, with the same method, headers and body."""
-
-    def __init__(self, *, policy: EndpointPolicy, origin: str, **kwargs: Any) -> None:
-        super().__init__(allow_redirects=False, **kwargs)
-        self._policy = policy
-        self._origin = origin  # a unix:// address, which requests only sees as http://localhost
-
-    def request(self, method: str, url: str, headers: dict[str, str] | None = None, raise_exception: bool = True,
-                **kwargs: Any) -> requests.Response:
-        response: requests.Response = super().request(method, url, headers=headers, raise_exception=False, **kwargs)
-        followed = 0
-        while response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-            target = decide(response.headers["location"], self._origin or response.url, self._policy,
-                            status=response.status_code, followed=followed)
-            followed += 1
-            response.close()
-            response = self._send_to(response.request, target, kwargs.get("timeout"))
-        if raise_exception and not response.ok and not self.ignore_exceptions:
-            self._raise_for_error(method, url, response)
-        return response
-
-    def _send_to(self, sent: requests.PreparedRequest, target: str, timeout: Any) -> requests.Response:
-        again = sent.copy()
-        again.prepare_url(target, None)
-        proxies = requests.utils.get_environ_proxies(target)  # the target's, as for the address itself
-        return self.session.send(again, allow_redirects=False, timeout=timeout, verify=self.session.verify,
-                                 proxies=proxies)
-
-
-def build_session(connection: Connection, policy: EndpointPolicy | None = None) -> hvac.adapters.RawAdapter:
-    """An hvac adapter over a session set up for the connection (does file I/O for certificates); redirects
-    are followed only as `redirects.decide` allows under the policy."""
-    session = requests.Session()
-    session.trust_env = False
+def build_session(connection: Connection, policy: EndpointPolicy | None = None,
+                  mounts_at_once: int = 4) -> PooledAdapter:
+    """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates);
+    a redirect is followed only as `redirects.decide` allows under the policy."""
     parts = urlsplit(connection.address)
+    namespace = connection.namespace or None
     if parts.scheme == "unix":
-        session.mount("http://", _UnixAdapter(parts.path or parts.netloc))
-        base, proxies, verify = "http://localhost", {}, True
-    else:
-        tls = connection.tls
-        if parts.scheme == "https":
-            session.mount("https://", _TLSAdapter(tls_context(tls), tls.server_name))
-        base, verify = connection.address, not tls.skip_verify
-        proxies = requests.utils.get_environ_proxies(connection.address)
-    session.verify = verify
-    session.proxies = proxies
-    return _RedirectingAdapter(policy=policy or EndpointPolicy(), origin=connection.address if parts.scheme == "unix"
-                               else "", base_uri=base, session=session, verify=verify, proxies=proxies,
-                               namespace=connection.namespace or None, request_header=True)
+        endpoint = Endpoint("localhost", 80, socket_path=parts.path or parts.netloc)
+        return PooledAdapter("http://localhost", ConnectionPool(endpoint, mounts_at_once=mounts_at_once),
+                             namespace=namespace, policy=policy, origin=connection.address)
+    tls = connection.tls
+    secure = parts.scheme == "https"
+    proxy = _environment_proxy(connection.address)
+    context = tls_context(tls) if secure else None
+    endpoint = Endpoint(parts.hostname or "", parts.port or (443 if secure else 80), context=context,
+                        server_name=tls.server_name, proxy=proxy)
+
+    def elsewhere(url: str) -> Endpoint:
+        """Where a redirect the policy allowed goes: with the same TLS settings, through the target's proxy."""
+        target = urlsplit(url)
+        https = target.scheme == "https"
+        return Endpoint(target.hostname or "", target.port or (443 if https else 80),
+                        context=(context or tls_context(tls)) if https else None, server_name=tls.server_name,
+                        proxy=_environment_proxy(url))
+
+    pool = ConnectionPool(endpoint, mounts_at_once=mounts_at_once)
+    return PooledAdapter(connection.address, pool, namespace=namespace, policy=policy, elsewhere=elsewhere)
+
+
+def _environment_proxy(address: str) -> Proxy | None:
+    """The proxy the environment names for the address (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as
+    requests reads them."""
+    chosen = requests.utils.select_proxy(address, requests.utils.get_environ_proxies(address))
+    if not chosen:
+        return None
+    try:
+        return Proxy.from_url(chosen)
+    except ValueError as exc:
+        raise invalid(f"the proxy for {address} from the daemon's environment cannot be used: {exc}") from None
 
 
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self, policy: EndpointPolicy | None = None) -> None:
+    def __init__(self, policy: EndpointPolicy | None = None, reads_per_mount: int = 8) -> None:
         self._policy = policy or EndpointPolicy()
+        # As many mounts read through one pool at once as its connections can serve together.
+        self.mounts_at_once = max(1, MAX_CONNECTIONS // max(1, reads_per_mount))
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, connection: Connection) -> hvac.adapters.RawAdapter:
+    def get(self, connection: Connection) -> PooledAdapter:
         now = time.monotonic()
         with self._lock:
             found = self._sessions.get(connection)
@@ -258,7 +182,7 @@ class SessionCache:
                 self._sessions.move_to_end(connection)
                 return found.adapter
             # Built under the lock: parallel first mounts share one session instead of each building one.
-            adapter = build_session(connection, self._policy)
+            adapter = build_session(connection, self._policy, self.mounts_at_once)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:
@@ -269,7 +193,7 @@ class SessionCache:
         return adapter
 
 
-def _close_later(adapter: hvac.adapters.RawAdapter) -> None:
+def _close_later(adapter: PooledAdapter) -> None:
     # Requests in flight may still use the old session; let them finish before closing its pools.
     timer = threading.Timer(120.0, adapter.close)
     timer.daemon = True
