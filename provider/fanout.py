@@ -11,12 +11,49 @@ calling backends on behalf of helpers.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class FairGate:
+    """At most `capacity` holders at once; waiters get in strictly in the order they came (FIFO).
+
+    Threads beyond the capacity sleep instead of competing for the interpreter lock: with dozens of
+    runnable threads, Python's lock hand-off starves some of them, and their mounts take several times
+    longer than the others'."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._waiting: deque[threading.Event] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._holders < self.capacity and not self._waiting:
+                self._holders += 1
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if turn.wait(max(0.0, timeout)):
+            return True
+        with self._lock:
+            if turn.is_set():  # handed over just as the wait ended: ours after all
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the slot passes straight to the longest waiter
+            else:
+                self._holders -= 1
 
 
 class DeadlinePassed(Exception):

@@ -13,23 +13,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from provider.errors import ErrorKind, ProviderError, invalid
+from provider.plainurl import parse_plain_url
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
-
-def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
+def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
+    """Compared by the strict parser that also builds the URL dialled, so both read the same host;
+    None for a URL that is not plain (user information, backslashes, dot segments...)."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
+        parts = parse_plain_url(url.strip(), allow_query=True)
     except ValueError:
         return None
-    if not parts.scheme or not parts.hostname:
-        return None
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme), parts.path.rstrip("/")
+    return parts.scheme, parts.host, parts.effective_port, parts.path
 
 
 def address_allowed(address: str, prefixes: Sequence[str]) -> bool:
@@ -58,6 +54,8 @@ class EndpointPolicy:
     # Azure useVMManagedIdentity hands the SPC the node's identity: explicit in the SPC, as the official
     # provider allows, but an operator of a shared cluster can refuse it.
     allow_node_identity: bool = True
+    # With an allowlist, an SPC may not turn off the verification of the allowed servers' certificates.
+    allow_skip_tls_verify: bool = False
 
     def check_vault_address(self, address: str, source: str) -> None:
         if self.allowed_vault_addresses and not address_allowed(address, self.allowed_vault_addresses):
@@ -66,6 +64,14 @@ class EndpointPolicy:
                 f"{source} {address!r} is not allowed by this provider's --allowed-vault-addresses; "
                 "use an allowed address or ask the cluster operator to add it",
             )
+
+    def check_skip_tls_verify(self, parameter: str) -> None:
+        """An SPC asks not to verify Vault's certificate: refused when the addresses are limited, since an
+        allowed host name is only worth its certificate, unless the operator allows it."""
+        if self.allowed_vault_addresses and not self.allow_skip_tls_verify:
+            raise invalid(f"{parameter} \"true\" is refused: this provider limits Vault addresses "
+                          "(--allowed-vault-addresses), so it verifies their certificates; name the CA with "
+                          "vaultCACertPath, or the operator can allow skipping with --allow-vault-skip-tls-verify")
 
     def check_node_identity(self, parameter: str) -> None:
         if not self.allow_node_identity:
@@ -88,12 +94,17 @@ class EndpointPolicy:
                           "--allowed-files-dir")
         base = os.path.realpath(self.allowed_files_dir)
         real = os.path.realpath(os.path.join(base, path))
-        if os.path.commonpath([base, real]) != base:
+        if not under_directory(real, base):
             raise ProviderError(
                 ErrorKind.PERMISSION_DENIED,
                 f"{parameter} must name a file under the directory set by --allowed-files-dir",
             )
         return real
+
+
+def under_directory(real_path: str, real_base: str) -> bool:
+    """True when a resolved path is the resolved base or lies under it."""
+    return os.path.commonpath([real_base, real_path]) == real_base
 
 
 def add_policy_arguments(parser: object) -> None:
@@ -109,4 +120,5 @@ def policy_from_args(args: object) -> EndpointPolicy:
         allowed_vault_addresses=tuple(a.strip() for a in addresses.split(",") if a.strip()),
         allowed_files_dir=getattr(args, "allowed_files_dir", "") or "",
         allow_node_identity=not getattr(args, "deny_node_identity", False),
+        allow_skip_tls_verify=bool(getattr(args, "allow_vault_skip_tls_verify", False)),
     )

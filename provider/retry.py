@@ -11,9 +11,9 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from provider.deadline import time_left
 
@@ -101,7 +101,13 @@ def call_with_retries(
         sleep(delay)
 
 
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+class HeaderPairs(Protocol):
+    """Response headers of any HTTP client: what retry_after reads of them."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def retry_after(headers: HeaderPairs, now: float | None = None) -> float | None:
     """Seconds the server asks us to wait: retry-after-ms, x-ms-retry-after-ms, or Retry-After (seconds or an
     HTTP date)."""
     lowered = {key.lower(): value for key, value in headers.items()}

@@ -13,7 +13,12 @@ Every figure below is measured in this run:
    way the driver's rotation does (the last poll after the cache window), with the default flags and
    with `--vault-token-scope service-account --cache-ttl`; logins and reads counted in the audit log.
 5. Daemon memory (idle RSS, peak RSS during 3) and time from start to ready.
-6. Azure against the local Key Vault / Entra ID fake: token requests and GETs per mount and per rotation.
+6. Azure against the local Key Vault / Entra ID fake: token requests and GETs per mount and per rotation,
+   and the CPU a rotation mount costs the daemon beside what it costs the fake.
+7. CPU per warm mount: user + system time of the daemon process over a few hundred warm mounts, beside
+   the CPU OpenBao's process spent serving them (and what hvac costs the bench for the same reads).
+8. 50 callers at once with warm tokens, 10 objects each: mounts per second against the same reads made
+   through hvac from 50 threads, p50 and p99; the same for cold mounts (login + reads).
 
 Everything started here stops at the end (also on errors and Ctrl-C); nothing listens beyond 127.0.0.1.
 """
@@ -47,7 +52,9 @@ ROLE = "bench"
 OBJECTS = 10
 STORM_PODS, STORM_OBJECTS, STORM_ACCOUNTS = 500, 5, 10
 CACHE_WINDOW = "10s"
-CLIENTS = 50  # the driver's callers at once in (3) and (4)
+CLIENTS = 50  # the driver's callers at once in (3), (4) and (8)
+CPU_MOUNTS = 300  # warm mounts over which (7) reads the processes' CPU time
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # ------------------------------------------------------------------------------------------- reporting
@@ -94,6 +101,19 @@ def ms(seconds: float) -> str:
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _lines_of_dir(path: str) -> list[str]:
+    with contextlib.suppress(OSError):
+        return os.listdir(path)
+    return []
 
 
 def step(text: str) -> None:
@@ -315,6 +335,15 @@ class Floor:
         self.login(token)
         self.reads()
 
+    def cold_sequential(self, token: str) -> None:
+        """A caller of its own (its token must not be another caller's): login, then the 10 reads."""
+        import hvac
+
+        client = hvac.Client(url=self.client.adapter.base_uri, session=self.client.adapter.session)
+        client.auth.jwt.jwt_login(role=ROLE, jwt=token, path="jwt")
+        for path in paths(OBJECTS):
+            client.adapter.get(f"/v1/secret/data/{path}")
+
 
 def alternate(ours: Callable[[], object], floor: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
     """Timings of both, interleaved so that both see the same machine."""
@@ -400,6 +429,137 @@ def concurrent_mounts(bench: Bench, daemon: DaemonProcess, report: Report) -> No
                f"{ms(percentile(base, 0.99))} ms", f"p99/p50 {p99 / p50:.1f}", "0 errors, p99 <= 5 x p50", met,
                f"({len(errors)} errors, p99 {p99 / p50:.1f} x p50)")
     report.notes.append("floor of 3: the same 10 reads per mount through hvac, 50 callers at once, one token")
+
+
+# ------------------------------------------------------------------------------------------- 7: CPU
+
+
+def cpu_per_mount(bench: Bench, daemon: DaemonProcess, report: Report) -> None:
+    """CPU time per warm mount: the daemon's beside OpenBao's for the same mounts, one caller at a time."""
+    step(f"7. CPU of {CPU_MOUNTS} warm mounts: the daemon's and OpenBao's; then the same reads through hvac")
+    driver, floor = Driver(daemon.socket("vault")), Floor(bench.bao.address)
+    pod, token = bench.pod(0, "app-0")
+    request = bench.request(pod, token, paths(OBJECTS))
+    floor.login(token)
+    for _ in range(30):
+        driver.mount(request)
+        floor.reads()
+    bao = bench.bao.process.pid
+    ours_before, bao_before = cpu_seconds(daemon.process.pid), cpu_seconds(bao)
+    for _ in range(CPU_MOUNTS):
+        driver.mount(request)
+    ours = (cpu_seconds(daemon.process.pid) - ours_before) / CPU_MOUNTS
+    served = (cpu_seconds(bao) - bao_before) / CPU_MOUNTS
+    hvac_before, bao_before = time.process_time(), cpu_seconds(bao)
+    for _ in range(CPU_MOUNTS):
+        floor.reads()
+    hvac_cpu = (time.process_time() - hvac_before) / CPU_MOUNTS
+    served_floor = (cpu_seconds(bao) - bao_before) / CPU_MOUNTS
+    driver.close()
+    ratio = ours / served
+    report.add(f"7 CPU per warm mount, {OBJECTS} KV objects", f"daemon {ms(ours)} ms",
+               f"OpenBao {ms(served)} ms (hvac: {ms(hvac_cpu)} ms, OpenBao {ms(served_floor)} ms)",
+               f"{ratio:.2f}", "<= 0.5 x OpenBao's", ratio <= 0.5, f"({ratio:.2f} x)")
+    report.notes.append(f"7: user + system CPU of each process over {CPU_MOUNTS} mounts, one at a time; OpenBao "
+                        "runs with its file audit device on; hvac = the bench process's CPU for the same 10 reads "
+                        "per mount through hvac and requests (10 threads)")
+
+
+# --------------------------------------------------------------------------------- 8: 50 callers at once
+
+
+def run_callers(work: Callable[[int], object], callers: int, per_caller: int) -> tuple[list[float], list[str], float]:
+    """`callers` threads, each doing `per_caller` calls of work(index) (index unique over all calls)."""
+    timings: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def caller(number: int) -> None:
+        for k in range(per_caller):
+            started = time.perf_counter()
+            try:
+                work(number * per_caller + k)
+            except Exception as exc:  # counted, not raised: the figure is the error count
+                with lock:
+                    errors.append(type(exc).__name__)
+                continue
+            with lock:
+                timings.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(caller, range(callers)))
+    return timings, errors, time.perf_counter() - started
+
+
+@dataclass
+class Throughput:
+    timings: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: float = 0.0  # the serving process's CPU seconds (the daemon's for ours)
+    served: float = 0.0  # OpenBao's CPU seconds
+
+    def add(self, run: tuple[list[float], list[str], float], cpu: float, served: float) -> None:
+        self.timings += run[0]
+        self.errors += run[1]
+        self.wall += run[2]
+        self.cpu += cpu
+        self.served += served
+
+    @property
+    def rate(self) -> float:
+        return len(self.timings) / self.wall
+
+    def shown(self, who: str) -> str:
+        mounts = max(1, len(self.timings) + len(self.errors))
+        return (f"{self.rate:.0f}/s, p50 {ms(statistics.median(self.timings))} ms, p99 "
+                f"{ms(percentile(self.timings, 0.99))} ms, {len(self.errors)} errors, CPU {who}"
+                f"{ms(self.cpu / mounts)} ms + OpenBao {ms(self.served / mounts)} ms")
+
+
+def measured(work: Callable[[int], object], per_caller: int, pid: int | None, bao: int,
+             into: Throughput) -> None:
+    own = (lambda: cpu_seconds(pid)) if pid is not None else time.process_time
+    before, served = own(), cpu_seconds(bao)
+    run = run_callers(work, CLIENTS, per_caller)
+    into.add(run, own() - before, cpu_seconds(bao) - served)
+
+
+def callers_at_once(bench: Bench, daemon: DaemonProcess, report: Report, rounds: int = 2) -> None:
+    step(f"8. {CLIENTS} callers at once, {OBJECTS} objects each: cold (login + reads), then warm; beside hvac")
+    per_caller = 4
+    count = CLIENTS * per_caller
+    pods = [bench.pod(1000 + i, f"app-{i % STORM_ACCOUNTS}") for i in range(count * rounds)]
+    ours_requests = [bench.request(p, t, paths(OBJECTS)) for p, t in pods]
+    floor_tokens = [bench.pod(5000 + i, f"app-{i % STORM_ACCOUNTS}")[1] for i in range(count * rounds)]
+    driver, floor = Driver(daemon.socket("vault")), Floor(bench.bao.address)
+    floor.login(floor_tokens[0])
+    bao, pid = bench.bao.process.pid, daemon.process.pid
+    cold_ours, cold_floor, warm_ours, warm_floor = Throughput(), Throughput(), Throughput(), Throughput()
+    for index in range(rounds):
+        offset = index * count
+        measured(lambda i, o=offset: driver.mount(ours_requests[o + i]), per_caller, pid, bao, cold_ours)
+        measured(lambda i, o=offset: floor.cold_sequential(floor_tokens[o + i]), per_caller, None, bao, cold_floor)
+    warm = ours_requests[:CLIENTS]  # these pods' tokens are kept now: 4 mounts each, 50 at a time
+    for _ in range(rounds):
+        measured(lambda i: driver.mount(warm[i // per_caller]), per_caller, pid, bao, warm_ours)
+        measured(lambda i: floor.sequential_reads(), per_caller, None, bao, warm_floor)
+    driver.close()
+    p50, p99 = statistics.median(warm_ours.timings), percentile(warm_ours.timings, 0.99)
+    ratio = warm_ours.rate / warm_floor.rate
+    met = not warm_ours.errors and ratio >= 1.2 and p99 <= 2 * p50
+    report.add(f"8 {CLIENTS} callers at once, warm tokens, {OBJECTS} objects each", warm_ours.shown("daemon "),
+               warm_floor.shown("hvac "), f"{ratio:.2f}, p99/p50 {p99 / p50:.1f}",
+               "mounts/s >= 1.2 x hvac, 0 errors, p99 <= 2 x p50", met,
+               f"({ratio:.2f} x, {len(warm_ours.errors)} errors, p99 {p99 / p50:.1f} x p50)")
+    cold_p50, cold_p99 = statistics.median(cold_ours.timings), percentile(cold_ours.timings, 0.99)
+    report.add(f"8 {CLIENTS} callers at once, cold (login + {OBJECTS} reads)", cold_ours.shown("daemon "),
+               cold_floor.shown("hvac "), f"{cold_ours.rate / cold_floor.rate:.2f}, p99/p50 "
+               f"{cold_p99 / cold_p50:.1f}", "", None)
+    report.notes.append(f"8: {rounds} rounds of {count} mounts each side, interleaved; floor = the same logins and "
+                        "reads through hvac (requests) from 50 threads of the bench; CPU per mount: the daemon's or "
+                        "the bench's (hvac) process, and OpenBao's over the same window")
 
 
 # --------------------------------------------------------------------------------------- 4: the storm
@@ -576,6 +736,7 @@ def azure(bench: Bench, report: Report) -> None:
             polls = [counted(requests[0]) for _ in range(5)]
             others = [counted(r) for r in requests[1:]]
             driver.close()
+            cpu = azure_cpu(socket_path, requests[0], bench.work) if how.startswith("daemon") else None
 
     def shown(figures: Sequence[tuple[int, int, int, float]]) -> str:
         tokens = sum(f[0] for f in figures) / len(figures)
@@ -588,8 +749,52 @@ def azure(bench: Bench, report: Report) -> None:
     report.add("6 Azure: rotation poll of the same pod (per mount)", shown(polls), official,
                f"p50 {ms(statistics.median(p[3] for p in polls))} ms", "", None)
     report.add("6 Azure: first mount of another pod of the same SA", shown(others), official, "", "", None)
+    if cpu is None:
+        report.add("6 Azure: CPU per rotation mount", "not measured: no daemon process of its own was found",
+                   "", "", "", None)
+    else:
+        report.add("6 Azure: CPU per rotation mount", f"daemon {ms(cpu[0])} ms", f"the fake {ms(cpu[1])} ms",
+                   f"{cpu[0] / cpu[1]:.2f}", "", None)
     report.notes.append(f"Azure ran as: {how}; Key Vault's 401 challenges (one per new client): "
                         f"{first[2] + sum(p[2] for p in polls) + sum(o[2] for o in others)}")
+
+
+AZURE_CPU_MOUNTS = 100
+# Mounts from a process of their own, so the bench's own CPU over the window is the fake's.
+_AZURE_CALLER = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from provider._proto import v1alpha1_pb2 as pb
+from tools.bench import Driver
+request = pb.MountRequest.FromString(open(sys.argv[2], "rb").read())
+driver = Driver(sys.argv[1])
+for _ in range(int(sys.argv[4])):
+    driver.mount(request)
+driver.close()
+"""
+
+
+def azure_cpu(socket_path: str, request: Any, work: Path) -> tuple[float, float] | None:
+    """(daemon, fake) CPU seconds per rotation mount of one pod, over AZURE_CPU_MOUNTS mounts."""
+    provider_dir = os.path.dirname(socket_path).encode()
+    daemons = [int(name) for name in _lines_of_dir("/proc") if name.isdigit()
+               and b"\0-m\0tests.support.serve\0" in (line := _cmdline(int(name))) and provider_dir in line
+               and b"azure_fake.sandbox" not in line]
+    if len(daemons) != 1:
+        return None
+    saved = work / "azure-request.bin"
+    saved.write_bytes(request.SerializeToString())
+    caller = [sys.executable, "-c", _AZURE_CALLER, socket_path, str(saved), str(ROOT), str(AZURE_CPU_MOUNTS)]
+    subprocess.run([*caller[:-1], "10"], check=True, cwd=ROOT)  # warm
+    ours, fake = cpu_seconds(daemons[0]), time.process_time()
+    subprocess.run(caller, check=True, cwd=ROOT)
+    return (cpu_seconds(daemons[0]) - ours) / AZURE_CPU_MOUNTS, (time.process_time() - fake) / AZURE_CPU_MOUNTS
+
+
+def _cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read()
+    return b""
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -598,7 +803,7 @@ def azure(bench: Bench, report: Report) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--rounds", type=int, default=300, help="timed rounds of (1), each side")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="the measures to run, e.g. 1,3 (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="the measures to run, e.g. 1,3 (default: all)")
     parser.add_argument("--daemon-flag", action="append", default=[], metavar="FLAG",
                         help="an extra flag for the daemon of 1-3 and 5, e.g. --daemon-flag=--vault-concurrency=8")
     args = parser.parse_args(argv)
@@ -622,6 +827,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if only & {3, 5}:
                 concurrent_mounts(bench, daemon, report)
             peak = daemon.memory("VmHWM")
+            if 7 in only:
+                cpu_per_mount(bench, daemon, report)
+            if 8 in only:
+                callers_at_once(bench, daemon, report)
         finally:
             daemon.stop()
         storm_peak = rotation_storm(bench, report) if 4 in only else 0.0

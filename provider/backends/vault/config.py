@@ -8,10 +8,10 @@ later layer (the official provider can only switch it on).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from provider.backends.vault.declaration import (
     ADDRESS,
@@ -36,6 +36,7 @@ from provider.backends.vault.objects import VaultObject, check_objects
 from provider.contract import spc_label
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked
+from provider.plainurl import has_dot_segment, parse_plain_url, shown_url
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
 from provider.scalars import GO_BOOL
@@ -62,6 +63,10 @@ class TLSSettings:
     skip_verify: bool = False
     client_cert: str = ""
     client_key: str = ""
+    # When the SPC named the CA files or the client pair: the directory (--allowed-files-dir, resolved) every
+    # file read for them must resolve under, checked again file by file as they are read; "" for the operator's.
+    ca_root: str = ""
+    client_root: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,13 @@ def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | N
         try:
             _skip_verify(layer.get(SKIP_VERIFY, ""), source)
             _pair(layer, CLIENT_CERT, CLIENT_KEY, source, both_required=True)
-            if layer.get(ADDRESS):
-                check_address(layer[ADDRESS], source)
+            if layer.get(ADDRESS, "").strip():
+                check_address(layer[ADDRESS].strip(), source)
         except ProviderError as exc:
             raise ValueError(exc.message) from None
-    if not _MOUNT_PATH.match(auth_mount or ""):
-        raise ValueError(f"--vault-mount {auth_mount!r} is not an auth mount path such as 'kubernetes' or 'jwt'")
+    if mount_path_problem(auth_mount or ""):
+        raise ValueError(f"--vault-mount {auth_mount!r} is not an auth mount path such as 'kubernetes' or 'jwt' "
+                         f"({mount_path_problem(auth_mount or '')})")
     return Defaults(layers=(env_layer, flag_layer), auth_mount=auth_mount, policy=policy or EndpointPolicy())
 
 
@@ -140,9 +146,12 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
     if AUTH_MOUNT in params and KUBERNETES_MOUNT in params:
         findings.error(invalid(f"SecretProviderClass {spc}: cannot set both vaultKubernetesMountPath and "
                                "vaultAuthMountPath; keep vaultAuthMountPath"))
+    mount_parameter = next((name for name in (AUTH_MOUNT, KUBERNETES_MOUNT) if params.get(name)), AUTH_MOUNT)
     mount = (params.get(AUTH_MOUNT) or params.get(KUBERNETES_MOUNT) or defaults.auth_mount).strip()
-    if not _MOUNT_PATH.match(mount) or ".." in mount.split("/"):
-        findings.error(invalid(f"SecretProviderClass {spc}: vaultAuthMountPath {mount!r} is not an auth mount path"))
+    problem = mount_path_problem(mount)
+    if problem:
+        findings.error(invalid(f"SecretProviderClass {spc}: {mount_parameter} {shown_url(mount)!r} is "
+                               f"not an auth mount path such as 'kubernetes' or 'jwt' ({problem})"))
     connection = findings.attempt(lambda: _connection(params, defaults, spc))
     audience = params.get(AUDIENCE, "").strip()
     DECLARATION.unknown_parameters(params, findings)
@@ -161,12 +170,21 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
     )
 
 
+def mount_path_problem(mount: str) -> str | None:
+    """Why mount cannot be an auth mount path (it becomes /v1/auth/<mount>/login); None when it can."""
+    if not _MOUNT_PATH.match(mount):
+        return "use letters, digits, '_', '-', '.' and '/'"
+    if has_dot_segment(mount):
+        return "it has a '.' or '..' segment"
+    return None
+
+
 def _connection(params: Mapping[str, str], defaults: Defaults, spc: str) -> Connection:
     layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
-    address = _last(layers, ADDRESS) or DEFAULT_ADDRESS
-    check_address(address, f"SecretProviderClass {spc}")
-    return Connection(address=address.rstrip("/"), namespace=_last(layers, NAMESPACE).strip("/"),
-                      tls=_tls(layers, spc))
+    address = check_address(_last(layers, ADDRESS) or DEFAULT_ADDRESS, f"SecretProviderClass {spc}")
+    files_root = os.path.realpath(defaults.policy.allowed_files_dir) if defaults.policy.allowed_files_dir else ""
+    return Connection(address=address, namespace=_last(layers, NAMESPACE).strip("/"),
+                      tls=_tls(layers, spc, files_root))
 
 
 def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> dict[str, str]:
@@ -175,31 +193,33 @@ def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> d
     _pair(layer, CLIENT_CERT, CLIENT_KEY, f"SecretProviderClass {spc}", both_required=True)
     address = layer.get(ADDRESS, "").strip()
     if address:
-        check_address(address, f"SecretProviderClass {spc}")
-        policy.check_vault_address(address, f"SecretProviderClass {spc}: vaultAddress")
+        layer[ADDRESS] = check_address(address, f"SecretProviderClass {spc}")
+        policy.check_vault_address(layer[ADDRESS], f"SecretProviderClass {spc}: vaultAddress")
+    if _skip_verify(layer.get(SKIP_VERIFY, ""), f"SecretProviderClass {spc}"):
+        policy.check_skip_tls_verify(f"SecretProviderClass {spc}: vaultSkipTLSVerify")
     for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY):
         if layer.get(name, "").strip():
             layer[name] = policy.resolve_spc_file(layer[name].strip(), f"SecretProviderClass {spc}: {name}")
     return layer
 
 
-def check_address(address: str, source: str) -> None:
-    """An http(s):// URL with a host, or unix:///path (a Vault Agent socket)."""
-    try:
-        parts = urlsplit(address)
-        parts.port  # noqa: B018 - a port that is not a number raises here
-    except ValueError:
-        raise invalid(f"{source}: vaultAddress {address!r} is not a Vault URL such as https://vault.vault:8200 "
-                      "or unix:///var/run/vault/agent.sock") from None
-    if parts.scheme == "unix":
-        if not (parts.path or parts.netloc):
+def check_address(address: str, source: str) -> str:
+    """The address rebuilt from its checked parts: a plain http(s)://host[:port][/path], or unix:///path (a
+    Vault Agent socket). Only the rebuilt text is dialled, so the host checked is the host connected to."""
+    if address.startswith("unix://"):
+        socket_path = address[len("unix://"):]
+        if not socket_path:
             raise invalid(f"{source}: vaultAddress {address!r} names no socket; use unix:///path/to/agent.sock")
-        return
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise invalid(
-            f"{source}: vaultAddress {address!r} is not a Vault URL such as https://vault.vault:8200 "
-            "or unix:///var/run/vault/agent.sock"
-        )
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c in "?#" for c in socket_path):
+            raise invalid(f"{source}: vaultAddress {shown_url(address)!r} is not a Vault URL such as "
+                          "https://vault.vault:8200 or unix:///var/run/vault/agent.sock (the socket path has "
+                          "whitespace, a control character, '?' or '#')")
+        return address
+    try:
+        return parse_plain_url(address).text
+    except ValueError as exc:
+        raise invalid(f"{source}: vaultAddress {shown_url(address)!r} is not a Vault URL such as "
+                      f"https://vault.vault:8200 or unix:///var/run/vault/agent.sock ({exc})") from None
 
 
 def _last(layers: tuple[Mapping[str, str], ...], name: str) -> str:
@@ -209,19 +229,24 @@ def _last(layers: tuple[Mapping[str, str], ...], name: str) -> str:
     return value
 
 
-def _tls(layers: tuple[Mapping[str, str], ...], spc: str) -> TLSSettings:
-    ca_cert = ca_directory = client_cert = client_key = ""
+def _tls(layers: tuple[Mapping[str, str], ...], spc: str, files_root: str) -> TLSSettings:
+    """The TLS settings from the layers, the SPC's last; files the SPC named are to stay under files_root."""
+    ca_cert = ca_directory = client_cert = client_key = ca_root = client_root = ""
     skip = False
     sources = ("environment", "flags", f"SecretProviderClass {spc}")
-    for source, layer in zip(sources[-len(layers):], layers, strict=True):
+    for index, (source, layer) in enumerate(zip(sources[-len(layers):], layers, strict=True)):
+        root = files_root if index == len(layers) - 1 else ""
         if layer.get(CA_CERT, "").strip() or layer.get(CA_DIRECTORY, "").strip():
             ca_cert, ca_directory = _pair(layer, CA_CERT, CA_DIRECTORY, source, both_required=False)
+            ca_root = root
         if layer.get(CLIENT_CERT, "").strip() or layer.get(CLIENT_KEY, "").strip():
             client_cert, client_key = _pair(layer, CLIENT_CERT, CLIENT_KEY, source, both_required=True)
+            client_root = root
         setting = _skip_verify(layer.get(SKIP_VERIFY, ""), source)
         skip = skip if setting is None else setting
     return TLSSettings(ca_cert=ca_cert, ca_directory=ca_directory, server_name=_last(layers, SERVER_NAME),
-                       skip_verify=skip, client_cert=client_cert, client_key=client_key)
+                       skip_verify=skip, client_cert=client_cert, client_key=client_key, ca_root=ca_root,
+                       client_root=client_root)
 
 
 def _pair(layer: Mapping[str, str], first: str, second: str, source: str, both_required: bool) -> tuple[str, str]:

@@ -38,8 +38,9 @@ IGNORED_SINCE_0_1_0 = "as by the official provider since 0.1.0"
 
 PARAMETERS = (
     Parameter(ROLE, "The Vault role to log in with.", required=True),
-    Parameter(ADDRESS, "Vault's URL, `http(s)://host[:port][/path]`, or `unix:///path/agent.sock` for a Vault Agent "
-              "socket in the provider pod.",
+    Parameter(ADDRESS, "Vault's URL, a plain `http(s)://host[:port][/path]` (no user, query, fragment, backslash, "
+              "whitespace, or `.`/`..` segment), or `unix:///path/agent.sock` for a Vault Agent socket in the provider "
+              "pod.",
               default=f"`--vault-addr`, else `$VAULT_ADDR`, else `{DEFAULT_ADDRESS}`"),
     Parameter(NAMESPACE, "Vault Enterprise / OpenBao namespace, sent on the login and on every read: the auth method "
               "must be enabled in that namespace.", default="`--vault-namespace`, else `$VAULT_NAMESPACE`"),
@@ -54,7 +55,9 @@ PARAMETERS = (
               default="`--vault-tls-ca-directory`, else `$VAULT_CAPATH`"),
     Parameter(SERVER_NAME, "The name to send (SNI) and to verify the certificate against.",
               default="`--vault-tls-server-name`, else `$VAULT_TLS_SERVER_NAME`"),
-    Parameter(SKIP_VERIFY, "`\"true\"`: do not verify Vault's certificate. For tests only.",
+    Parameter(SKIP_VERIFY, "`\"true\"`: do not verify Vault's certificate. For tests only. With "
+              "`--allowed-vault-addresses` set, an SPC's `\"true\"` is refused unless the operator also sets "
+              "`--allow-vault-skip-tls-verify`.",
               default="`--vault-tls-skip-verify`, else `$VAULT_SKIP_VERIFY`, else `false`", booleans=GO_BOOL),
     Parameter(CLIENT_CERT, "A PEM client certificate and its key, for Vault listeners that require one. Both or "
               "neither.", default="`--vault-tls-client-cert`/`--vault-tls-client-key`, else "
@@ -123,6 +126,8 @@ FLAGS = (
 POLICY_FLAGS = (
     Flag("--allowed-vault-addresses", "comma-separated URL prefixes SPCs may name as vaultAddress (default: any; "
          "unsafe on shared clusters)", default=""),
+    Flag("--allow-vault-skip-tls-verify", "with --allowed-vault-addresses, still let SPCs set vaultSkipTLSVerify: "
+         "\"true\" (refused by default)", action="store_true", default=False),
 )
 
 

@@ -20,10 +20,9 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import hvac.adapters
-
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.declaration import DECLARATION
+from provider.backends.vault.httpadapter import PooledAdapter
 from provider.backends.vault.tokens import TokenLife
 from provider.errors import ProviderError
 from provider.metrics import METRICS, Metrics
@@ -143,7 +142,7 @@ def extend(lease: Lease, renew_token: Callable[[TokenLife], float | None],
     return False
 
 
-def renew_token(adapter: hvac.adapters.RawAdapter, life: TokenLife, deadline: float, where: str,
+def renew_token(adapter: PooledAdapter, life: TokenLife, deadline: float, where: str,
                 metrics: Metrics = METRICS) -> float | None:
     """auth/token/renew-self for the token's first TTL; the TTL Vault granted, or None."""
     answer = _quietly(lambda: call(adapter, "POST", "/v1/auth/token/renew-self", token=life.token, deadline=deadline,
@@ -154,7 +153,7 @@ def renew_token(adapter: hvac.adapters.RawAdapter, life: TokenLife, deadline: fl
     return _seconds(auth.get("lease_duration")) if isinstance(auth, dict) else None
 
 
-def renew_lease(adapter: hvac.adapters.RawAdapter, lease: Lease, deadline: float, where: str,
+def renew_lease(adapter: PooledAdapter, lease: Lease, deadline: float, where: str,
                 metrics: Metrics = METRICS) -> float | None:
     """sys/leases/renew for the lease's first duration, with the token that created it; granted seconds or None."""
     answer = _quietly(lambda: call(adapter, "PUT", "/v1/sys/leases/renew", token=lease.creator.token,

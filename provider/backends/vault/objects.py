@@ -26,6 +26,7 @@ from provider.findings import Findings, checked
 from provider.gojson import go_json
 from provider.limits import mode_in_range
 from provider.paths import PathClaim, path_clashes, path_problem
+from provider.plainurl import has_dot_segment
 
 FIELDS = DECLARATION.field_names
 STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
@@ -220,6 +221,10 @@ def _warn_unknown_fields(given: dict[str, yaml.Node], label: str, spc: str, find
 def build_request(secret_path: str, method: str, args: dict[str, Any] | None, where: str) -> ReadRequest:
     """The Vault call for a secretPath: /v1/ prefix, query string → parameters, secretArgs → JSON body."""
     path, _, query = secret_path.partition("?")
+    if has_dot_segment(path):
+        # Resolved by the HTTP stack or by Vault, they would leave the path prefix --allowed-vault-addresses allows.
+        raise invalid(f"{where}: secretPath {secret_path!r} has a '.' or '..' segment (also when percent-encoded); "
+                      "give the Vault API path without them, e.g. secret/data/app")
     if ";" in query or _BAD_ESCAPE.search(query):
         raise invalid(f"{where}: failed to parse query parameters from secretPath {secret_path!r}: use "
                       "key=value pairs joined by '&', with %XX escapes")

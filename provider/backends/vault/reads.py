@@ -18,12 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import hvac.adapters
-
 from provider.backends.vault.auth import TokenSource, login, pod_jwt, where, who
 from provider.backends.vault.client import Answer, call
 from provider.backends.vault.config import VaultPlan
 from provider.backends.vault.declaration import DECLARATION, POD
+from provider.backends.vault.httpadapter import PooledAdapter
 from provider.backends.vault.leases import Lease, LeaseCache, extend, lease_of, renew_lease, renew_token
 from provider.backends.vault.objects import ReadRequest, VaultObject
 from provider.backends.vault.tokens import TokenCache, TokenKey, TokenLife
@@ -67,7 +66,7 @@ class ReadState:
 class MountReads:
     """One mount's reads, as its pod; `read` may be called from several threads at once."""
 
-    def __init__(self, state: ReadState, adapter: hvac.adapters.RawAdapter, plan: VaultPlan, deadline: float,
+    def __init__(self, state: ReadState, adapter: PooledAdapter, plan: VaultPlan, deadline: float,
                  token_source: TokenSource | None) -> None:
         self.state = state
         self.token_source = token_source

@@ -1,43 +1,38 @@
 """HTTP sessions to Vault, one per connection setting: TLS as the parameters say, or a unix socket.
 
-The session ignores the process environment (no REQUESTS_CA_BUNDLE, no .netrc) except for proxies, so
-the trust a mount gets is the one its parameters and the daemon's flags describe. Sessions are kept a
-few minutes for connection reuse, then rebuilt so a rotated CA or client certificate is picked up.
+A session is an hvac adapter over a pool of keep-alive connections (httpadapter.py). It ignores the
+process environment (no REQUESTS_CA_BUNDLE, no .netrc) except for proxies, so the trust a mount gets is
+the one its parameters and the daemon's flags describe. Sessions are kept a few minutes for connection
+reuse, then rebuilt so a rotated CA or client certificate is picked up; at most MAX_SESSIONS are kept,
+so at most that many pools of at most MAX_CONNECTIONS connections each.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import stat
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-import hvac.adapters
-import requests
-import requests.adapters
 import requests.utils
-import urllib3.connection
-import urllib3.connectionpool
-import urllib3.exceptions
 
 from provider.backends.vault.config import Connection, TLSSettings
-from provider.errors import invalid
+from provider.backends.vault.httpadapter import MAX_CONNECTIONS, ConnectionPool, Endpoint, PooledAdapter, Proxy
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.policy import EndpointPolicy, under_directory
 
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
-POOL_SIZE = 16
 MAX_PEM_BYTES = 4 * 1024 * 1024  # a CA bundle is a few hundred KiB
 
 
 @dataclass
 class VaultSession:
-    adapter: hvac.adapters.RawAdapter
+    adapter: PooledAdapter
     created: float
 
 
@@ -49,13 +44,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if tls.ca_cert:
-        _load_ca(context, tls.ca_cert, "vaultCACertPath")
+        _load_ca(context, tls.ca_cert, "vaultCACertPath", tls.ca_root)
     if tls.ca_directory:
-        _load_ca_directory(context, tls.ca_directory)
+        _load_ca_directory(context, tls.ca_directory, tls.ca_root)
     if not (tls.ca_cert or tls.ca_directory):
         context.load_default_certs()
         _load_certifi(context)
     if tls.client_cert:
+        _check_confined(tls.client_cert, "vaultTLSClientCertPath", tls.client_root)
+        _check_confined(tls.client_key, "vaultTLSClientKeyPath", tls.client_root)
         _check_regular_file(tls.client_cert, "vaultTLSClientCertPath")
         _check_regular_file(tls.client_key, "vaultTLSClientKeyPath")
         try:
@@ -65,6 +62,15 @@ def tls_context(tls: TLSSettings) -> ssl.SSLContext:
                           f"cannot load a PEM certificate and its key ({_reason(exc)}); the paths are on the "
                           "provider's filesystem") from None
     return context
+
+
+def _check_confined(path: str, parameter: str, root: str) -> None:
+    """With a root (the SPC named the file), the file must resolve under it, symbolic links followed, as it
+    is read: a directory's entries were never looked at by the plan, and links may have changed since."""
+    if root and not under_directory(os.path.realpath(path), root):
+        raise ProviderError(ErrorKind.PERMISSION_DENIED,
+                            f"{parameter} must name a file under the directory set by --allowed-files-dir; "
+                            f"{os.path.basename(path)!r} is a symbolic link that leads outside it")
 
 
 def _check_regular_file(path: str, parameter: str) -> None:
@@ -81,7 +87,8 @@ def _check_regular_file(path: str, parameter: str) -> None:
         raise invalid(f"{parameter} {path} is larger than {MAX_PEM_BYTES} bytes; it is not a PEM file")
 
 
-def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
+def _load_ca(context: ssl.SSLContext, path: str, parameter: str, root: str) -> None:
+    _check_confined(path, parameter, root)
     _check_regular_file(path, parameter)
     try:
         with open(path) as handle:
@@ -91,15 +98,17 @@ def _load_ca(context: ssl.SSLContext, path: str, parameter: str) -> None:
                       "on the provider's filesystem") from None
 
 
-def _load_ca_directory(context: ssl.SSLContext, directory: str) -> None:
+def _load_ca_directory(context: ssl.SSLContext, directory: str, root: str) -> None:
+    """Every regular file of the directory, each resolved on its own (an entry may be a link)."""
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise invalid(f"vaultCADirectory {directory}: cannot list it ({_reason(exc)})") from None
     for name in names:
         path = os.path.join(directory, name)
+        _check_confined(path, "vaultCADirectory file", root)
         if os.path.isfile(path):
-            _load_ca(context, path, "vaultCADirectory file")
+            _load_ca(context, path, "vaultCADirectory file", root)
 
 
 def _load_certifi(context: ssl.SSLContext) -> None:
@@ -114,93 +123,58 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
 
 
-class _TLSAdapter(requests.adapters.HTTPAdapter):
-    """Connections with our SSLContext and, when set, the TLS server name (SNI and verification)."""
-
-    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
-        self._context = context
-        self._server_name = server_name
-        super().__init__(pool_connections=4, pool_maxsize=POOL_SIZE)
-
-    def _tls_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        kwargs["ssl_context"] = self._context
-        if self._server_name:
-            kwargs["server_hostname"] = self._server_name
-        return kwargs
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block, **self._tls_kwargs(kwargs))
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        return super().proxy_manager_for(proxy, **self._tls_kwargs(kwargs))
-
-
-class _UnixConnection(urllib3.connection.HTTPConnection):
-    def __init__(self, *args: Any, socket_path: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._socket_path = socket_path
-
-    def _new_conn(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else None)
-        try:
-            sock.connect(self._socket_path)
-        except OSError as exc:
-            sock.close()
-            raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {self._socket_path}: {exc}") from exc
-        return sock
-
-
-class _UnixPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _UnixConnection
-
-
-class _UnixAdapter(requests.adapters.HTTPAdapter):
-    """Every request of the session goes to one unix socket (a Vault Agent listener)."""
-
-    def __init__(self, socket_path: str) -> None:
-        super().__init__()
-        self._pool = _UnixPool("localhost", maxsize=POOL_SIZE, socket_path=socket_path)
-
-    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None, cert: Any = None) -> Any:
-        return self._pool
-
-    def get_connection(self, url: Any, proxies: Any = None) -> Any:
-        return self._pool
-
-    def close(self) -> None:
-        self._pool.close()
-        super().close()
-
-
-def build_session(connection: Connection) -> hvac.adapters.RawAdapter:
-    """An hvac adapter over a session set up for the connection (does file I/O for certificates)."""
-    session = requests.Session()
-    session.trust_env = False
+def build_session(connection: Connection, policy: EndpointPolicy | None = None,
+                  mounts_at_once: int = 4) -> PooledAdapter:
+    """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates);
+    a redirect is followed only as `redirects.decide` allows under the policy."""
     parts = urlsplit(connection.address)
+    namespace = connection.namespace or None
     if parts.scheme == "unix":
-        session.mount("http://", _UnixAdapter(parts.path or parts.netloc))
-        base, proxies, verify = "http://localhost", {}, True
-    else:
-        tls = connection.tls
-        if parts.scheme == "https":
-            session.mount("https://", _TLSAdapter(tls_context(tls), tls.server_name))
-        base, verify = connection.address, not tls.skip_verify
-        proxies = requests.utils.get_environ_proxies(connection.address)
-    session.verify = verify
-    session.proxies = proxies
-    return hvac.adapters.RawAdapter(base_uri=base, session=session, verify=verify, proxies=proxies,
-                                    namespace=connection.namespace or None, request_header=True)
+        endpoint = Endpoint("localhost", 80, socket_path=parts.path or parts.netloc)
+        return PooledAdapter("http://localhost", ConnectionPool(endpoint, mounts_at_once=mounts_at_once),
+                             namespace=namespace, policy=policy, origin=connection.address)
+    tls = connection.tls
+    secure = parts.scheme == "https"
+    proxy = _environment_proxy(connection.address)
+    context = tls_context(tls) if secure else None
+    endpoint = Endpoint(parts.hostname or "", parts.port or (443 if secure else 80), context=context,
+                        server_name=tls.server_name, proxy=proxy)
+
+    def elsewhere(url: str) -> Endpoint:
+        """Where a redirect the policy allowed goes: with the same TLS settings, through the target's proxy."""
+        target = urlsplit(url)
+        https = target.scheme == "https"
+        return Endpoint(target.hostname or "", target.port or (443 if https else 80),
+                        context=(context or tls_context(tls)) if https else None, server_name=tls.server_name,
+                        proxy=_environment_proxy(url))
+
+    pool = ConnectionPool(endpoint, mounts_at_once=mounts_at_once)
+    return PooledAdapter(connection.address, pool, namespace=namespace, policy=policy, elsewhere=elsewhere)
+
+
+def _environment_proxy(address: str) -> Proxy | None:
+    """The proxy the environment names for the address (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), as
+    requests reads them."""
+    chosen = requests.utils.select_proxy(address, requests.utils.get_environ_proxies(address))
+    if not chosen:
+        return None
+    try:
+        return Proxy.from_url(chosen)
+    except ValueError as exc:
+        raise invalid(f"the proxy for {address} from the daemon's environment cannot be used: {exc}") from None
 
 
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: EndpointPolicy | None = None, reads_per_mount: int = 8) -> None:
+        self._policy = policy or EndpointPolicy()
+        # As many mounts read through one pool at once as its connections can serve together.
+        self.mounts_at_once = max(1, MAX_CONNECTIONS // max(1, reads_per_mount))
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, connection: Connection) -> hvac.adapters.RawAdapter:
+    def get(self, connection: Connection) -> PooledAdapter:
         now = time.monotonic()
         with self._lock:
             found = self._sessions.get(connection)
@@ -208,7 +182,7 @@ class SessionCache:
                 self._sessions.move_to_end(connection)
                 return found.adapter
             # Built under the lock: parallel first mounts share one session instead of each building one.
-            adapter = build_session(connection)
+            adapter = build_session(connection, self._policy, self.mounts_at_once)
             old = self._sessions.pop(connection, None)
             self._sessions[connection] = VaultSession(adapter, now)
             while len(self._sessions) > MAX_SESSIONS:
@@ -219,7 +193,7 @@ class SessionCache:
         return adapter
 
 
-def _close_later(adapter: hvac.adapters.RawAdapter) -> None:
+def _close_later(adapter: PooledAdapter) -> None:
     # Requests in flight may still use the old session; let them finish before closing its pools.
     timer = threading.Timer(120.0, adapter.close)
     timer.daemon = True

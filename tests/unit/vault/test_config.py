@@ -79,7 +79,8 @@ def test_parse_config_set_all_options(tmp_path: Path) -> None:
     base = os.path.realpath(tmp_path)
     assert plan.connection == Connection(DEFAULT_ADDRESS, "my-namespace", TLSSettings(
         ca_cert=f"{base}/my-ca-cert-path", ca_directory=f"{base}/my-ca-directory", server_name="mysni",
-        skip_verify=True, client_cert=f"{base}/my-client-cert-path", client_key=f"{base}/my-client-key-path"))
+        skip_verify=True, client_cert=f"{base}/my-client-cert-path", client_key=f"{base}/my-client-key-path",
+        ca_root=base, client_root=base))
     assert plan.driver_token is not None and plan.driver_token.token == "my-pod-sa-token"
     assert "my-pod-sa-token" not in repr(plan)
 
@@ -111,6 +112,19 @@ def test_driver_token_is_picked_by_audience(audience: str, tokens: dict[str, str
         ({"roleName": "r", "objects": OBJECTS, "vaultAddress": "ftp://vault"}, "is not a Vault URL"),
         ({"roleName": "r", "objects": OBJECTS, "vaultAuthMountPath": "a b"}, "is not an auth mount path"),
         ({"roleName": "r", "objects": OBJECTS, "vaultAuthMountPath": "../sys"}, "is not an auth mount path"),
+        # Issue 13: the address checked is the address dialled; paths stay where they were allowed.
+        ({"roleName": "r", "objects": OBJECTS, "vaultAddress": "http://127.0.0.2:8201\\@127.0.0.1:8200"},
+         "vaultAddress 'http://…@127.0.0.1:8200' is not a Vault URL"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultAddress": "http://user:s3cret@vault:8200"},
+         "(it has user information ('user@'); a Vault address names no user)"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultAddress": "http://gw/team-a/../team-b"}, "'..' segment"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultAddress": "http://gw/team-a/%2E%2e/team-b"}, "'..' segment"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultAuthMountPath": "kubernetes/./x"},
+         "vaultAuthMountPath 'kubernetes/./x' is not an auth mount path"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultKubernetesMountPath": "team-a/../team-b"},
+         "vaultKubernetesMountPath 'team-a/../team-b' is not an auth mount path"),
+        ({"roleName": "r", "objects": OBJECTS, "vaultKubernetesMountPath": "%2e%2e/sys"},
+         "vaultKubernetesMountPath '%2e%2e/sys' is not an auth mount path"),
     ],
 )
 def test_parse_errors(params: dict[str, str], message: str) -> None:
@@ -133,6 +147,8 @@ def test_pod_info_is_required() -> None:
         ("http://from-env:8200", "http://from-flags:8200", "", "http://from-flags:8200"),
         ("http://from-env:8200", "http://from-flags:8200", "http://from-parameters:8200", "http://from-parameters:8200"),
         ("", "", "unix:///run/agent.sock", "unix:///run/agent.sock"),
+        ("", "", "HTTPS://Vault.Example:8200/team-a/", "https://vault.example:8200/team-a"),  # rebuilt from its parts
+        ("", "http://from-flags:8200//", "", "http://from-flags:8200"),
     ],
 )
 def test_address_precedence(env: str, flag: str, spc: str, expected: str) -> None:
@@ -175,6 +191,56 @@ def test_spc_files_and_addresses_follow_the_policy(params: dict[str, str], polic
         parse_plan(context({"roleName": "r", "objects": OBJECTS} | params), Defaults(policy=policy))
     assert caught.value.kind is ErrorKind.PERMISSION_DENIED
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize("mount", ["jwt/../sys", "./kubernetes", "%2e%2e", "a b"])
+def test_a_daemon_auth_mount_with_dot_segments_stops_the_daemon(mount: str) -> None:
+    with pytest.raises(ValueError, match="is not an auth mount path"):
+        defaults_from({}, {}, mount)
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.2:8201\\@127.0.0.1:8200", "http://u:p@vault:8200",
+                                     "http://vault:8200/a/../b", "http://vault:8200?x=1"])
+@pytest.mark.parametrize("source", ["environment", "flags"])
+def test_a_daemon_address_that_is_not_plain_stops_the_daemon(address: str, source: str) -> None:
+    environ, flags = ({"VAULT_ADDR": address}, {}) if source == "environment" else ({}, {"vaultAddress": address})
+    with pytest.raises(ValueError, match="is not a Vault URL") as caught:
+        defaults_from(environ, flags)
+    assert "p@" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("policy", "refused"), [
+    (EndpointPolicy(), False),  # no allowlist: the SPC may choose, as with the official provider
+    (EndpointPolicy(("https://vault.corp.example",)), True),
+    (EndpointPolicy(("https://vault.corp.example",), allow_skip_tls_verify=True), False),
+])
+@pytest.mark.parametrize("value", ["true", "1", "True", "false"])
+def test_skipping_tls_verification_with_an_allowlist(policy: EndpointPolicy, refused: bool, value: str) -> None:
+    params = {"roleName": "r", "objects": OBJECTS, "vaultAddress": "https://vault.corp.example",
+              "vaultSkipTLSVerify": value}
+    if refused and value != "false":
+        with pytest.raises(ProviderError) as caught:
+            parse_plan(context(params), Defaults(policy=policy))
+        assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
+        assert "SecretProviderClass test/spc: vaultSkipTLSVerify" in caught.value.message
+        assert "--allow-vault-skip-tls-verify" in caught.value.message
+    else:
+        assert parse_plan(context(params), Defaults(policy=policy)).connection.tls.skip_verify is (value != "false")
+
+
+def test_the_operators_skip_verify_is_not_limited_by_the_policy() -> None:
+    defaults = defaults_from({}, {"vaultSkipTLSVerify": True}, policy=EndpointPolicy(("https://vault.corp.example",)))
+    assert parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults).connection.tls.skip_verify
+
+
+def test_only_files_the_spc_named_are_confined() -> None:
+    policy = EndpointPolicy(allowed_files_dir="/srv/allowed")
+    defaults = defaults_from({}, {"vaultCADirectory": "/etc/ssl/certs", "vaultTLSClientCertPath": "/etc/c.pem",
+                                  "vaultTLSClientKeyPath": "/etc/k.pem"}, policy=policy)
+    tls = parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults).connection.tls
+    assert (tls.ca_root, tls.client_root) == ("", "")
+    tls = parse_plan(context({"roleName": "r", "objects": OBJECTS, "vaultCADirectory": "cas"}), defaults).connection.tls
+    assert (tls.ca_directory, tls.ca_root, tls.client_root) == ("/srv/allowed/cas", "/srv/allowed", "")
 
 
 def test_daemon_settings_are_not_limited_by_the_policy() -> None:

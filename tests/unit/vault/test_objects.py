@@ -74,6 +74,25 @@ def test_build_request(secret_path: str, method: str, args: dict[str, object] | 
     assert build_request(secret_path, method, args, "object 'x'") == expected
 
 
+@pytest.mark.parametrize("secret_path", [
+    "../team-b/v1/secret/data/x", "secret/../../team-b/x", "secret/./data/x", "secret/data/x/..",
+    "secret/%2e%2e/%2e%2e/team-b", "secret/%2E%2E/x", "secret/.%2e/x", "secret/%2e%2E%2fsys/x",
+    "secret/%252e%252e/x", "secret\\..\\sys", "/v1/secret/../sys/x?list=true",
+])
+def test_a_secret_path_with_dot_segments_is_refused(secret_path: str) -> None:
+    # Issue 13: resolved by the HTTP stack or by Vault, they leave the prefix --allowed-vault-addresses allows.
+    with pytest.raises(ProviderError) as caught:
+        build_request(secret_path, "GET", None, "object 'x'")
+    assert caught.value.kind is ErrorKind.INVALID_ARGUMENT
+    assert f"object 'x': secretPath {secret_path!r} has a '.' or '..' segment" in caught.value.message
+
+
+@pytest.mark.parametrize("secret_path", ["secret/data/app.conf", "secret/data/..hidden", "secret/data/x?a=..",
+                                         "secret/data/.../x"])
+def test_dots_that_are_not_segments_are_kept(secret_path: str) -> None:
+    assert build_request(secret_path, "GET", None, "object 'x'").path.startswith("/v1/secret/data/")
+
+
 @pytest.mark.parametrize("secret_path", ["secret/foo?a=%zz", "secret/foo?a=1;b=2"])
 def test_bad_query_string_is_an_error(secret_path: str) -> None:
     with pytest.raises(ProviderError, match="failed to parse query parameters from secretPath"):
