@@ -27,12 +27,14 @@ from provider.backends import Backend
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
 from provider.observability import (
+    IDENTITY_MOUNTS,
     KNOWN_SECRETS,
     MOUNT_SECONDS,
     MOUNTS,
     MOUNTS_IN_FLIGHT,
     AuditLog,
     audit_objects,
+    identity_mode_of,
     redact_text,
 )
 from provider.output import ObjectRecord, VersionKey, build_response
@@ -66,6 +68,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         ctx: MountContext | None = None
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
+        mode = ""
         MOUNTS_IN_FLIGHT.labels(name).inc()
         try:
             deadline = deadline_from(context.time_remaining())
@@ -74,6 +77,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                                *(t.token for t in ctx.tokens.values())])
             templates = parse_templates(ctx.parameters)
             plan = self.backend.plan(ctx)
+            mode = identity_mode_of(plan)
             files = apply_templates(templates, self.backend.fetch(plan, deadline))
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
@@ -88,8 +92,9 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         elapsed = time.monotonic() - started
         kind = error.kind.value if error else ""
         MOUNTS.labels(name, kind).inc()
+        IDENTITY_MOUNTS.labels(name, mode, kind).inc()
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
-        self._report(ctx, records, error, elapsed)
+        self._report(ctx, records, error, elapsed, mode)
         if error is not None:
             context.set_code(error.status_code)
             context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
@@ -97,7 +102,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         return response
 
     def _report(
-        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float
+        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float,
+        identity_mode: str = "",
     ) -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -108,6 +114,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                 "uid": ctx.pod.uid if ctx else "",
             },
             "serviceAccount": ctx.pod.service_account if ctx else "",
+            "identityMode": identity_mode,
             "secretProviderClass": ctx.spc_name if ctx else "",
             "objects": audit_objects(records),
             "outcome": "error" if error else "ok",
@@ -115,7 +122,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             "durationSeconds": round(elapsed, 4),
         }
         self.audit.record(entry)
-        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "errorKind", "durationSeconds")}
+        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "identityMode", "errorKind",
+                                        "durationSeconds")}
         fields["objects"] = len(records)
         if error is None:
             log.info("mount answered", extra={"fields": fields})

@@ -290,8 +290,8 @@ def _new_records(ops: Endpoints, before: int) -> list[dict[str, Any]]:
 
 
 AUDIT_FIELDS = {
-    "time", "backend", "pod", "serviceAccount", "secretProviderClass", "objects", "outcome", "errorKind",
-    "durationSeconds",
+    "time", "backend", "pod", "serviceAccount", "identityMode", "secretProviderClass", "objects", "outcome",
+    "errorKind", "durationSeconds",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from provider.backends.vault.objects import VaultObject, check_objects
@@ -99,6 +100,7 @@ class VaultPlan:
     pod: PodInfo
     spc: str  # "<namespace>/<name>", for messages and logs
     driver_token: ServiceAccountToken | None = field(default=None, repr=False)
+    identity_mode: ClassVar[str] = "service-account"  # the metric label and audit field: always the pod's own
 
 
 def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | None],
