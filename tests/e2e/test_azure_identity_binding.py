@@ -190,3 +190,19 @@ def test_the_binding_audience_is_not_workload_identitys(computed: Mounts, vault:
                            tokens={BINDING_AUDIENCE: world.pod_token(pod, EXCHANGE_AUDIENCE)})
     assert error.code() is grpc.StatusCode.UNAUTHENTICATED
     assert "not valid for the identity binding proxy" in error.details()
+
+
+def test_no_token_in_errors_or_logs(computed: Mounts, vault: Vault) -> None:
+    world = computed.world
+    world.fake.cluster.bind(world.ib, "default", "leak-check")
+    pod = world.pod("leak-check", service_account="leak-check")
+    token = world.pod_token(pod, BINDING_AUDIENCE)
+    computed.mount(world.binding(vault.name), [SECRET], pod=pod, tokens={BINDING_AUDIENCE: token})
+    unbound = world.pod("leak-unbound", service_account="leak-unbound")
+    unbound_token = world.pod_token(unbound, BINDING_AUDIENCE)
+    failure = computed.error(world.binding(vault.name), [SECRET], pod=unbound,
+                             tokens={BINDING_AUDIENCE: unbound_token}).details()
+    logs = computed.daemon.logs() + computed.daemon.stdout()
+    for marker in (token, unbound_token, *world.fake.directory.issued_tokens()):
+        assert marker not in failure
+        assert marker not in logs

@@ -8,17 +8,22 @@ import socket
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
 from provider.backends.azure.tokenproxy import TokenProxySettings
 from provider.errors import ErrorKind
+from provider.localdriver import build_mount_request
+from provider.observability import AuditLog
+from provider.output import VersionKey
+from provider.server import MountServicer
 from tests.integration.azure.test_backend_against_fake import SECRET, mount, mount_error
 from tests.support.azure_fake.cluster import API_SERVER_HOST, BINDING_AUDIENCE, PROXY
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
 from tests.support.azure_fake.fixtures import azure_world, in_process  # noqa: F401 - fixtures
 from tests.support.azure_fake.store import Vault
-from tests.support.azure_fake.world import World
+from tests.support.azure_fake.world import World, spc
 
 TOKEN_PATH = "/oauth2/v2.0/token"
 
@@ -160,3 +165,32 @@ def test_proxy_failures(in_process: World, vault: Vault, case: str, kind: ErrorK
     assert all(r.face == PROXY for r in world.fake.records(TOKEN_PATH))
     if case == "not-bound":
         assert "ClusterRole with verb use-managed-identity on cid.wi.aks.azure.com" in error.message
+
+
+class _Context:
+    """The part of grpc.ServicerContext that MountServicer uses on a successful mount."""
+
+    def time_remaining(self) -> float:
+        return 30.0
+
+    def set_code(self, code: Any) -> None:
+        raise AssertionError(f"the mount failed with {code}")
+
+    def set_details(self, details: str) -> None:
+        raise AssertionError(details)
+
+    def abort(self, code: Any, details: str) -> None:
+        raise AssertionError(f"{code}: {details}")
+
+
+def test_the_identity_mode_metric_counts_identity_binding_mounts(in_process: World, vault: Vault) -> None:  # noqa: F811
+    world = in_process
+    servicer = MountServicer(binding_backend(world), VersionKey.random(), AuditLog(None))
+    labels = {"backend": "azure", "identity_mode": "identity-binding", "error_kind": ""}
+    before = REGISTRY.get_sample_value("provider_identity_mounts_total", labels) or 0.0
+    pod = world.pod()
+    request = build_mount_request(spc("ib", world.binding(vault.name), [SECRET]), pod,
+                                  tokens=world.tokens_for(world.binding(vault.name), pod))
+    response = servicer.Mount(request, _Context())  # type: ignore[arg-type]
+    assert [f.path for f in response.files] == ["secret1"]
+    assert REGISTRY.get_sample_value("provider_identity_mounts_total", labels) == before + 1
