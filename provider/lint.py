@@ -27,7 +27,7 @@ from provider.templates import parse_templates
 LINT_POD = PodIdentity.named("lint", "default", "default")
 # Identity material comes from the cluster at mount time; lint stands in placeholders for it so that an
 # SPC is judged on what its author wrote, not on the tokens the driver will send.
-PLACEHOLDER_AUDIENCES = ("vault", "api://AzureADTokenExchange", "")
+PLACEHOLDER_AUDIENCES = ("vault", "api://AzureADTokenExchange", "api://AKSIdentityBinding", "")
 PLACEHOLDER = "lint-placeholder"
 PLACEHOLDER_SECRETS = {"clientid": PLACEHOLDER, "clientsecret": PLACEHOLDER}
 

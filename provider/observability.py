@@ -191,6 +191,15 @@ BACKEND_REQUEST_SECONDS = Histogram(
     "provider_backend_request_duration_seconds", "Duration of requests to a backend.",
     ["backend", "operation"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# How the backend was asked: a fixed set, from the plan's `identity_mode` (anything else, and a mount that
+# failed before its plan was made, is ""). Azure: the four modes of an SPC; Vault: the pod's service account.
+IDENTITY_MODES = frozenset({"workload-identity", "identity-binding", "service-principal", "managed-identity",
+                            "service-account"})
+IDENTITY_MOUNTS = Counter(
+    "provider_identity_mounts_total",
+    "Mount calls answered, by backend, identity mode ('' = failed before it was known) and error kind ('' = ok).",
+    ["backend", "identity_mode", "error_kind"],
+)
 CACHE_LOOKUPS = Counter(
     "provider_cache_lookups_total", "Lookups in the provider's caches (tokens, credentials, values).",
     ["backend", "cache", "result"],
@@ -209,6 +218,12 @@ REMOUNT_FAILURES = Counter(
 )
 AUDIT_WRITE_FAILURES = Counter("provider_audit_write_failures_total", "Audit records that could not be written.")
 THROTTLED_STATUS = 429
+
+
+def identity_mode_of(plan: Any) -> str:
+    """The plan's identity mode when it is one of IDENTITY_MODES, else ""."""
+    mode = getattr(plan, "identity_mode", "")
+    return mode if isinstance(mode, str) and mode in IDENTITY_MODES else ""
 
 
 def status_class(status: int | None) -> str:

@@ -27,6 +27,7 @@ from provider.backends import Backend
 from provider.deadline import deadline_from
 from provider.errors import ErrorKind, ProviderError
 from provider.observability import (
+    IDENTITY_MOUNTS,
     KNOWN_SECRETS,
     MOUNT_SECONDS,
     MOUNTS,
@@ -35,6 +36,7 @@ from provider.observability import (
     AuditLog,
     MountedVolumes,
     audit_objects,
+    identity_mode_of,
     redact_text,
 )
 from provider.output import ObjectRecord, VersionKey, build_response
@@ -69,6 +71,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         ctx: MountContext | None = None
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
+        mode = ""
         MOUNTS_IN_FLIGHT.labels(name).inc()
         try:
             deadline = deadline_from(context.time_remaining())
@@ -77,6 +80,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                                *(t.token for t in ctx.tokens.values())])
             templates = parse_templates(ctx.parameters)
             plan = self.backend.plan(ctx)
+            mode = identity_mode_of(plan)
             files = apply_templates(templates, self.backend.fetch(plan, deadline))
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
@@ -91,12 +95,13 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         elapsed = time.monotonic() - started
         kind = error.kind.value if error else ""
         MOUNTS.labels(name, kind).inc()
+        IDENTITY_MOUNTS.labels(name, mode, kind).inc()
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
         if error is None:
             self.mounted.mounted(request.target_path)
         elif self.mounted.was_mounted(request.target_path):
             REMOUNT_FAILURES.labels(name, kind).inc()
-        self._report(ctx, records, error, elapsed)
+        self._report(ctx, records, error, elapsed, mode)
         if error is not None:
             context.set_code(error.status_code)
             context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
@@ -104,7 +109,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         return response
 
     def _report(
-        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float
+        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float,
+        identity_mode: str = "",
     ) -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -115,6 +121,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                 "uid": ctx.pod.uid if ctx else "",
             },
             "serviceAccount": ctx.pod.service_account if ctx else "",
+            "identityMode": identity_mode,
             "secretProviderClass": ctx.spc_name if ctx else "",
             "objects": audit_objects(records),
             "outcome": "error" if error else "ok",
@@ -122,7 +129,8 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             "durationSeconds": round(elapsed, 4),
         }
         self.audit.record(entry)
-        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "errorKind", "durationSeconds")}
+        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "identityMode", "errorKind",
+                                        "durationSeconds")}
         fields["objects"] = len(records)
         if error is None:
             log.info("mount answered", extra={"fields": fields})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
 from provider.backends.azure.objects import KeyVaultObject, check_objects
+from provider.backends.azure.tokenproxy import TokenProxySettings
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked, nearest
 from provider.policy import EndpointPolicy
@@ -20,6 +21,7 @@ from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
 from provider.templates import TEMPLATES_PARAMETER
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+IDENTITY_BINDING_AUDIENCE = "api://AKSIdentityBinding"
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
@@ -38,11 +40,24 @@ class AzureOptions:
     split_cert_and_key: bool = False
     default_cloud: str = "AzurePublicCloud"
     policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    token_proxy: TokenProxySettings = field(default_factory=TokenProxySettings)
 
 
 @dataclass(frozen=True)
 class WorkloadIdentity:
     """clientID + the pod's token for api://AzureADTokenExchange, exchanged as a client assertion."""
+
+    tenant_id: str
+    client_id: str
+    namespace: str
+    service_account: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IdentityBinding:
+    """AKS identity binding (useAzureTokenProxy): clientID + the pod's token for api://AKSIdentityBinding,
+    exchanged as a client assertion through the cluster's token proxy instead of at Entra ID directly."""
 
     tenant_id: str
     client_id: str
@@ -68,7 +83,22 @@ class ManagedIdentity:
     client_id: str
 
 
-Identity = WorkloadIdentity | ServicePrincipal | ManagedIdentity
+Identity = WorkloadIdentity | IdentityBinding | ServicePrincipal | ManagedIdentity
+PodIdentity = WorkloadIdentity | IdentityBinding  # identities that carry the pod's own token
+
+
+def identity_mode(identity: Identity) -> str:
+    """The identity mode as a metric label and audit field: one of IDENTITY_MODES."""
+    return _MODES[type(identity)]
+
+
+_MODES: dict[type, str] = {
+    WorkloadIdentity: "workload-identity",
+    IdentityBinding: "identity-binding",
+    ServicePrincipal: "service-principal",
+    ManagedIdentity: "managed-identity",
+}
+IDENTITY_MODES = tuple(_MODES.values())
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,10 @@ class AzurePlan:
     identity: Identity
     objects: tuple[PlannedObject, ...]
     options: AzureOptions
+
+    @property
+    def identity_mode(self) -> str:
+        return identity_mode(self.identity)
 
 
 def parse_bool(value: str, name: str) -> bool:
@@ -141,14 +175,9 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
             f"set clientID, federate it with the pod's service account and add the audience "
             f"{WORKLOAD_IDENTITY_AUDIENCE} to the CSIDriver's tokenRequests"
         ))
-    if use_token_proxy:
-        findings.error(invalid(
-            "useAzureTokenProxy (AKS identity binding) is not supported by this provider: use workload "
-            f"identity (clientID and the {WORKLOAD_IDENTITY_AUDIENCE} token audience) instead"
-        ))
     if use_vm_identity:
         findings.attempt(lambda: options.policy.check_node_identity("useVMManagedIdentity"))
-    identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity))
+    identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity, use_token_proxy))
     objects = check_objects(ctx.parameters.get("objects", ""), findings)
     url = findings.attempt(lambda: vault_url(vault_name, cloud)) if vault_name and cloud else None
     for obj, problem in path_problems(objects):
@@ -182,8 +211,11 @@ def unknown_parameters(params: Mapping[str, str], findings: Findings) -> None:
         findings.warn(f"unknown parameter {name!r} is ignored{hint}", key=name, parameter=name, suggestion=guess)
 
 
-def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool) -> Identity:
+def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool,
+              use_token_proxy: bool = False) -> Identity:
     client_id = params.get("clientID", "")
+    if use_token_proxy:
+        return _identity_binding(ctx, client_id, tenant_id)
     if use_vm:
         user_assigned = params.get("userAssignedIdentityID", "")
         if user_assigned and not _CLIENT_ID.match(user_assigned):
@@ -218,6 +250,33 @@ def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_
                 "and clientsecret",
             )
     return ServicePrincipal(tenant_id, secrets["clientid"].strip(), secrets["clientsecret"].strip())
+
+
+def _identity_binding(ctx: MountContext, client_id: str, tenant_id: str) -> IdentityBinding:
+    """The official provider's three checks, in its order: clientID, any tokens, the binding audience's."""
+    if not client_id:
+        raise invalid(
+            "clientID is required for identity binding (useAzureTokenProxy): set it to the client ID of the "
+            "managed identity that the cluster's identity binding maps"
+        )
+    if not _CLIENT_ID.match(client_id):
+        raise invalid("clientID must be the client ID (a GUID) of the app or managed identity")
+    add = (f"add {{audience: {IDENTITY_BINDING_AUDIENCE}}} to the CSIDriver's spec.tokenRequests")
+    if not ctx.tokens:
+        raise ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            "service account tokens are required for identity binding (useAzureTokenProxy), and the driver "
+            f"sent none; {add}",
+        )
+    token = ctx.token_for(IDENTITY_BINDING_AUDIENCE)
+    if token is None:
+        sent = ", ".join(sorted(repr(aud) for aud in ctx.tokens))
+        raise ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            f"token for audience {IDENTITY_BINDING_AUDIENCE} not found: identity binding (useAzureTokenProxy) "
+            f"exchanges the pod's service-account token for that audience (audiences sent: {sent}); {add}",
+        )
+    return IdentityBinding(tenant_id, client_id, ctx.pod.namespace, ctx.pod.service_account, token.token)
 
 
 def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, ProviderError]]:
