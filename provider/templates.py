@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from provider import spcyaml
 from provider.errors import invalid
 from provider.output import SecretFile
 
@@ -86,7 +87,7 @@ def parse_templates(parameters: Mapping[str, str]) -> tuple[Template, ...]:
     if not raw.strip():
         return ()
     try:
-        entries = yaml.safe_load(raw)
+        entries = spcyaml.load(raw)
     except RecursionError:
         raise invalid("templates nests deeper than any list of templates") from None
     except yaml.YAMLError as exc:

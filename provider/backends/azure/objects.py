@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from provider import spcyaml
 from provider.errors import ProviderError, invalid
 from provider.findings import Findings, checked, nearest
 from provider.output import path_problem
@@ -99,7 +100,7 @@ class KeyVaultObject:
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
-class _StringLoader(yaml.SafeLoader):
+class _StringLoader(spcyaml.SpcLoader):
     """YAML with every scalar a string except null, as yaml.v3 decodes into the official string fields.
 
     So `filePermission: 0755` stays "0755" (YAML 1.1 would read octal 493) and `objectVersion: 1e3`
@@ -133,7 +134,7 @@ def _elements(raw: str) -> list[Any]:
     if not raw.strip():
         raise invalid("objects is not set: list the Key Vault objects to mount (objects: | array: ...)")
     try:
-        document = yaml.safe_load(raw)
+        document = spcyaml.load(raw)
     except RecursionError:
         raise invalid("objects nests deeper than any list of object descriptions") from None
     except yaml.YAMLError as exc:
@@ -161,7 +162,7 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
     label = f"#{index}"
     if isinstance(element, str):
         try:
-            fields = yaml.load(element, Loader=_StringLoader)
+            fields = spcyaml.load(element, _StringLoader)
         except RecursionError:
             findings.error(invalid(f"object {index} in objects nests deeper than any object description"), label)
             return None
