@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -28,8 +29,8 @@ from dataclasses import dataclass
 import yaml
 
 from provider import spcyaml
-from provider.errors import invalid
-from provider.output import SecretFile
+from provider.errors import ErrorKind, ProviderError, invalid
+from provider.output import MAX_RESPONSE_BYTES, SecretFile
 
 TEMPLATES_PARAMETER = "templates"
 ENTRY_FIELDS = ("fileName", "template", "filePermission", "keepSources")
@@ -95,8 +96,8 @@ def parse_templates(parameters: Mapping[str, str]) -> tuple[Template, ...]:
     if not isinstance(entries, list):
         raise invalid("templates must be a YAML list of {fileName, template, filePermission, keepSources}")
     templates = tuple(_parse_entry(entry, index) for index, entry in enumerate(entries))
-    names = [t.file_name for t in templates]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    counts = collections.Counter(t.file_name for t in templates)
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
     if duplicated:
         raise invalid(f"templates: each fileName must be unique, but these repeat: {', '.join(duplicated)}")
     return templates
@@ -191,16 +192,35 @@ def apply_templates(templates: Sequence[Template], files: Sequence[SecretFile]) 
     if not templates:
         return list(files)
     by_path = {f.path: f for f in files}
-    rendered = [_render(t, by_path) for t in templates]
+    budget = _OutputBudget(MAX_RESPONSE_BYTES)
+    rendered = [_render(t, by_path, budget) for t in templates]
     dropped = {ref for t in templates if not t.keep_sources for ref in t.references}
     return [f for f in files if f.path not in dropped] + rendered
 
 
-def _render(template: Template, by_path: Mapping[str, SecretFile]) -> SecretFile:
+class _OutputBudget:
+    """The bytes every template of a mount may write together: no more than the driver can receive at all.
+
+    Checked after each filter and each piece appended, so a chain of filters that doubles a value each time
+    (60 `base64` make 617 MB of 5 bytes) stops one step past the limit instead of at the end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def check(self, template: Template, size: int, what: str) -> None:
+        if self.used + size > self.limit:
+            raise ProviderError(ErrorKind.RESOURCE_EXHAUSTED,
+                                f"template {template.file_name!r} grows past the driver's {self.limit}-byte limit "
+                                f"for a whole mount at {what}; templates cannot produce more than that")
+
+
+def _render(template: Template, by_path: Mapping[str, SecretFile], budget: _OutputBudget) -> SecretFile:
     out = bytearray()
     for part in template.parts:
         if isinstance(part, str):
             out += part.encode()
+            budget.check(template, len(out), "its text")
             continue
         if part.literal is not None:
             value = part.literal
@@ -215,7 +235,10 @@ def _render(template: Template, by_path: Mapping[str, SecretFile]) -> SecretFile
                 value = FILTERS[name](value)
             except ValueError as exc:
                 raise invalid(f"template {template.file_name!r}, {part.source or 'literal'}: {exc}") from None
+            budget.check(template, len(out) + len(value), f"'{part.source or 'literal'} | {name}'")
         out += value
+        budget.check(template, len(out), repr(part.source or "literal"))
+    budget.used += len(out)
     return SecretFile(
         path=template.file_name,
         contents=bytes(out),
