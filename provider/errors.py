@@ -11,6 +11,11 @@ import enum
 
 import grpc
 
+# How much of a value a message repeats: enough to recognise it, never the whole of a hostile one.
+ECHO_CHARS = 200
+# The longest message sent to the driver or logged: the driver must be able to read it, kubectl to show it.
+MAX_MESSAGE_CHARS = 4096
+
 
 class ErrorKind(enum.Enum):
     """What went wrong, as a fixed set: also the `error_kind` metric label and the audit outcome."""
@@ -58,3 +63,24 @@ class ProviderError(Exception):
 def invalid(message: str) -> ProviderError:
     """Shorthand for the most common kind: a bad SecretProviderClass or request."""
     return ProviderError(ErrorKind.INVALID_ARGUMENT, message)
+
+
+def echo(value: object) -> str:
+    """A value the user wrote, quoted for a message as repr quotes it, cut after ECHO_CHARS with a note of its
+    length. Every message that repeats input uses it, so a 1 MB objectName makes a message of 250 characters."""
+    if isinstance(value, str):
+        if len(value) <= ECHO_CHARS:
+            return repr(value)
+        return f"{value[:ECHO_CHARS]!r}… ({len(value)} characters, truncated)"
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}… ({len(text)} characters, truncated)"
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A whole message cut to `limit` characters, its start and end kept: the last guard before it is sent."""
+    if len(message) <= limit:
+        return message
+    note = f" … ({len(message)} characters, truncated) … "
+    head = (limit - len(note)) * 3 // 4
+    tail = limit - len(note) - head
+    return message[:head] + note + message[len(message) - tail:]

@@ -24,8 +24,8 @@ from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.backends import Backend
-from provider.deadline import deadline_from
-from provider.errors import ErrorKind, ProviderError
+from provider.deadline import deadline_from, time_left
+from provider.errors import ErrorKind, ProviderError, bounded
 from provider.observability import (
     KNOWN_SECRETS,
     MOUNT_SECONDS,
@@ -72,9 +72,15 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
             KNOWN_SECRETS.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
                                *(t.token for t in ctx.tokens.values())])
+            # Between stages the deadline is checked again, so the work stops once the driver has stopped waiting.
             templates = parse_templates(ctx.parameters)
+            _still_wanted(context, deadline, "the objects were checked")
             plan = self.backend.plan(ctx)
-            files = apply_templates(templates, self.backend.fetch(plan, deadline))
+            _still_wanted(context, deadline, "the objects were read")
+            fetched = self.backend.fetch(plan, deadline)
+            _still_wanted(context, deadline, "the templates were rendered")
+            files = apply_templates(templates, fetched)
+            _still_wanted(context, deadline, "the answer was built")
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
             error = exc
@@ -89,16 +95,17 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         kind = error.kind.value if error else ""
         MOUNTS.labels(name, kind).inc()
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
-        self._report(ctx, records, error, elapsed)
+        # Redacted (a backend's words may repeat a credential), then bounded: the driver must be able to read it.
+        details = bounded(redact_text(error.message)) if error is not None else ""
+        self._report(ctx, records, error, details, elapsed)
         if error is not None:
             context.set_code(error.status_code)
-            context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
+            context.set_details(details)
             return pb.MountResponse()
         return response
 
-    def _report(
-        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float
-    ) -> None:
+    def _report(self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None,
+                details: str, elapsed: float) -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "backend": self.backend.name,
@@ -120,8 +127,15 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         if error is None:
             log.info("mount answered", extra={"fields": fields})
         else:
-            fields["error"] = error.message
+            fields["error"] = details
             log.warning("mount failed", extra={"fields": fields})
+
+
+def _still_wanted(context: grpc.ServicerContext, deadline: float, step: str) -> None:
+    """DEADLINE_EXCEEDED when the mount's time is up or the driver has cancelled the call."""
+    if not context.is_active():
+        raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the driver stopped waiting before {step}")
+    time_left(deadline, step)
 
 
 @dataclass

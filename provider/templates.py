@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import yaml
 
 from provider import spcyaml
-from provider.errors import ErrorKind, ProviderError, invalid
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.output import MAX_RESPONSE_BYTES, SecretFile
 
 TEMPLATES_PARAMETER = "templates"
@@ -108,15 +108,15 @@ def _parse_entry(entry: object, index: int) -> Template:
         raise invalid(f"templates[{index}] must be a mapping with fileName and template")
     unknown = sorted(set(map(str, entry)) - set(ENTRY_FIELDS))
     if unknown:
-        raise invalid(f"templates[{index}]: unknown field {unknown[0]!r}; the fields are {', '.join(ENTRY_FIELDS)}")
+        raise invalid(f"templates[{index}]: unknown field {echo(unknown[0])}; the fields are {', '.join(ENTRY_FIELDS)}")
     name, text = entry.get("fileName"), entry.get("template")
     if not isinstance(name, str) or not name:
         raise invalid(f"templates[{index}]: fileName must be a non-empty string")
     if not isinstance(text, str):
-        raise invalid(f"template {name!r}: template must be a string")
+        raise invalid(f"template {echo(name)}: template must be a string")
     keep = entry.get("keepSources", True)
     if not isinstance(keep, bool):
-        raise invalid(f"template {name!r}: keepSources must be true or false")
+        raise invalid(f"template {echo(name)}: keepSources must be true or false")
     return Template(name, text, _parse_text(text, name), _mode(entry.get("filePermission"), name), keep)
 
 
@@ -126,9 +126,10 @@ def _mode(value: object, name: str) -> int | None:
     try:
         mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
-        raise invalid(f"template {name!r}: filePermission {value!r} is not an octal mode such as \"0600\"") from None
+        raise invalid(f"template {echo(name)}: filePermission {echo(value)} is not an octal mode such as "
+                      "\"0600\"") from None
     if not 0 <= mode <= 0o777:
-        raise invalid(f"template {name!r}: filePermission {value!r} is outside 0000..0777")
+        raise invalid(f"template {echo(name)}: filePermission {echo(value)} is outside 0000..0777")
     return mode
 
 
@@ -138,7 +139,7 @@ def _parse_text(text: str, name: str) -> tuple[str | Expression, ...]:
     while (start := text.find("{{", position)) != -1:
         end = _closing_braces(text, start + 2)
         if end == -1:
-            raise invalid(f"template {name!r}: a '{{{{' is not closed by '}}}}'")
+            raise invalid(f"template {echo(name)}: a '{{{{' is not closed by '}}}}'")
         parts += [text[position:start], _parse_expression(text[start + 2:end], name)]
         position = end + 2
     parts.append(text[position:])
@@ -164,15 +165,15 @@ def _closing_braces(text: str, index: int) -> int:
 def _parse_expression(body: str, name: str) -> Expression:
     head, *filters = [piece.strip() for piece in body.split("|")] if '"' not in body else _split_literal(body)
     if not head:
-        raise invalid(f"template {name!r}: an empty '{{{{ }}}}'")
+        raise invalid(f"template {echo(name)}: an empty '{{{{ }}}}'")
     for item in filters:
         if item not in FILTERS:
-            raise invalid(f"template {name!r}: unknown filter {item!r}; the filters are {', '.join(FILTERS)}")
+            raise invalid(f"template {echo(name)}: unknown filter {echo(item)}; the filters are {', '.join(FILTERS)}")
     literal = _LITERAL.match(head)
     if literal:
         return Expression("", json.loads(f'"{literal.group(1)}"').encode(), tuple(filters))
     if any(c.isspace() for c in head) or '"' in head:
-        raise invalid(f"template {name!r}: {head!r} is neither a file name nor a \"quoted literal\"")
+        raise invalid(f"template {echo(name)}: {echo(head)} is neither a file name nor a \"quoted literal\"")
     return Expression(head, None, tuple(filters))
 
 
@@ -211,7 +212,7 @@ class _OutputBudget:
     def check(self, template: Template, size: int, what: str) -> None:
         if self.used + size > self.limit:
             raise ProviderError(ErrorKind.RESOURCE_EXHAUSTED,
-                                f"template {template.file_name!r} grows past the driver's {self.limit}-byte limit "
+                                f"template {echo(template.file_name)} grows past the driver's {self.limit}-byte limit "
                                 f"for a whole mount at {what}; templates cannot produce more than that")
 
 
@@ -228,13 +229,13 @@ def _render(template: Template, by_path: Mapping[str, SecretFile], budget: _Outp
             value = by_path[part.source].contents
         else:
             known = ", ".join(sorted(by_path)) or "none"
-            raise invalid(f"template {template.file_name!r} refers to {part.source!r}, which no object produced "
-                          f"(the files are: {known})")
+            raise invalid(f"template {echo(template.file_name)} refers to {echo(part.source)}, which no object "
+                          f"produced (the files are: {known})")
         for name in part.filters:
             try:
                 value = FILTERS[name](value)
             except ValueError as exc:
-                raise invalid(f"template {template.file_name!r}, {part.source or 'literal'}: {exc}") from None
+                raise invalid(f"template {echo(template.file_name)}, {part.source or 'literal'}: {exc}") from None
             budget.check(template, len(out) + len(value), f"'{part.source or 'literal'} | {name}'")
         out += value
         budget.check(template, len(out), repr(part.source or "literal"))

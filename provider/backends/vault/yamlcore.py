@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from provider import spcyaml
-from provider.errors import invalid
+from provider.errors import echo, invalid
 
 _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -101,7 +101,7 @@ def core_value(node: yaml.Node, where: str) -> Any:
         for key_node, value_node in node.value:
             key = scalar_text(key_node)
             if key in result:
-                raise invalid(f"{where}: secretArgs key {key!r} is given twice")
+                raise invalid(f"{where}: secretArgs key {echo(key)} is given twice")
             result[key] = core_value(value_node, where)
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -126,8 +126,8 @@ def core_scalar(text: str, where: str) -> Any:
     if _FLOAT.match(plain):
         real = float(plain)
         if not math.isfinite(real):
-            raise invalid(f"{where}: secretArgs value {text!r} is too large to be sent as a JSON number")
+            raise invalid(f"{where}: secretArgs value {echo(text)} is too large to be sent as a JSON number")
         return real
     if text.lower() in (".inf", "+.inf", "-.inf", ".nan"):
-        raise invalid(f"{where}: secretArgs value {text!r} cannot be sent as JSON")
+        raise invalid(f"{where}: secretArgs value {echo(text)} cannot be sent as JSON")
     return text
