@@ -45,6 +45,9 @@ API_VERSION = "v1alpha1"
 RUNTIME_NAME = "secrets-store-csi-provider"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The largest request a driver sends: every SPC parameter at its cap (limits.py) and a nodePublishSecretRef
+# Secret at Kubernetes' 1 MiB fit in it; gRPC's default of 4 MiB would let one request cost 20 MB to parse.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # nodePublishSecretRef keys whose values identify rather than authenticate: kept readable in logs and errors.
 PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 
@@ -174,7 +177,8 @@ class ProviderDaemon:
             remove_stale_socket(path)
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
-                options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 64 * 1024)],
+                options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 64 * 1024),
+                         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
             )
             pb_grpc.add_CSIDriverProviderServicer_to_server(
                 MountServicer(backend, self.version_key, self.audit), server
