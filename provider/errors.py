@@ -11,8 +11,13 @@ import enum
 
 import grpc
 
+from provider.observability import redact_text
+
 # How much of a value a message repeats: enough to recognise it, never the whole of a hostile one.
 ECHO_CHARS = 200
+# Redacted before it is cut, over this much more than is shown: a credential that starts in the part shown
+# (a JWT is 1-2 KiB, a known secret at most 16 KiB) is removed whole instead of cut into an unrecognisable piece.
+ECHO_REDACT_MARGIN = 16 * 1024
 # The longest message sent to the driver or logged: the driver must be able to read it, kubectl to show it.
 MAX_MESSAGE_CHARS = 4096
 
@@ -71,9 +76,12 @@ def echo(value: object) -> str:
     if isinstance(value, str):
         if len(value) <= ECHO_CHARS:
             return repr(value)
-        return f"{value[:ECHO_CHARS]!r}… ({len(value)} characters, truncated)"
+        shown = redact_text(value[:ECHO_CHARS + ECHO_REDACT_MARGIN])[:ECHO_CHARS]
+        return f"{shown!r}… ({len(value)} characters, truncated)"
     text = repr(value)
-    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}… ({len(text)} characters, truncated)"
+    if len(text) <= ECHO_CHARS:
+        return text
+    return f"{redact_text(text[:ECHO_CHARS + ECHO_REDACT_MARGIN])[:ECHO_CHARS]}… ({len(text)} characters, truncated)"
 
 
 def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:

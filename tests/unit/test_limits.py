@@ -15,7 +15,7 @@ from provider.backends.azure.objects import parse_objects as azure_objects
 from provider.backends.vault.objects import parse_objects as vault_objects
 from provider.errors import ErrorKind, ProviderError, bounded, echo
 from provider.limits import MAX_DOCUMENT_CHARS, MAX_OBJECTS, MAX_PARAMETER_CHARS
-from provider.observability import AuditLog
+from provider.observability import KNOWN_SECRETS, AuditLog
 from provider.output import SecretFile, VersionKey
 from provider.request import parse_mount_request
 from provider.server import MountServicer
@@ -171,3 +171,13 @@ def test_a_mount_within_its_deadline_is_answered() -> None:
     backend, context = SlowPlan(0.0), Context()
     mount(backend, context)
     assert context.code is None and backend.fetched
+
+
+def test_a_credential_is_redacted_before_the_value_is_cut() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9." + "p" * 400 + ".signature"
+    shown = echo(jwt + "-and-more")
+    assert "eyJ" not in shown and "[REDACTED]" in shown and "characters, truncated" in shown
+    secret = "known-client-secret-" + "s" * 300  # a nodePublishSecretRef value of a recent request
+    KNOWN_SECRETS.add([secret])
+    shown = echo("x" + secret)
+    assert shown.startswith("'x[REDACTED]'") and "known-client" not in shown
