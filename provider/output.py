@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from provider._proto import v1alpha1_pb2 as pb
-from provider.errors import ErrorKind, ProviderError, invalid
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def path_problem(path: str) -> str | None:
 def validate_path(path: str, object_id: str) -> None:
     problem = path_problem(path)
     if problem is not None:
-        raise invalid(f"object {object_id!r}: output path {path!r} {problem}")
+        raise invalid(f"object {echo(object_id)}: output path {echo(path)} {problem}")
 
 
 def check_file_set(files: Sequence[SecretFile]) -> None:
@@ -132,7 +132,7 @@ def check_file_set(files: Sequence[SecretFile]) -> None:
         validate_path(item.path, item.object_id)
         if item.path in owners:
             raise invalid(
-                f"objects {owners[item.path]!r} and {item.object_id!r} both write the file {item.path!r}; "
+                f"objects {echo(owners[item.path])} and {echo(item.object_id)} both write the file {echo(item.path)}; "
                 "give one of them another name or alias"
             )
         owners[item.path] = item.object_id
@@ -142,15 +142,15 @@ def check_file_set(files: Sequence[SecretFile]) -> None:
             directory = "/".join(parts[:depth])
             if directory in owners:
                 raise invalid(
-                    f"object {owners[directory]!r} writes the file {directory!r}, but object {object_id!r} "
-                    f"needs {directory!r} to be a directory for {path!r}"
+                    f"object {echo(owners[directory])} writes the file {echo(directory)}, but object {echo(object_id)} "
+                    f"needs {echo(directory)} to be a directory for {echo(path)}"
                 )
 
 
 def resolve_mode(item: SecretFile, default_mode: int) -> int:
     mode = default_mode if item.mode is None else item.mode
     if not 0 <= mode <= MAX_MODE:
-        raise invalid(f"object {item.object_id!r}: file mode {mode:o} is outside 0..0777")
+        raise invalid(f"object {echo(item.object_id)}: file mode {mode:o} is outside 0..0777")
     return mode
 
 
@@ -165,7 +165,7 @@ def object_versions(files: Sequence[SecretFile], key: VersionKey) -> dict[str, s
         if len(native) > 1 or len({item.object_spec for item in group}) > 1:
             raise ProviderError(
                 ErrorKind.INTERNAL,
-                f"object id {object_id!r} is given to files of different objects; this is a provider bug",
+                f"object id {echo(object_id)} is given to files of different objects; this is a provider bug",
             )
         (version,) = native
         if version is None:
@@ -186,12 +186,15 @@ def build_response(
         files=[pb.File(path=f.path, mode=resolve_mode(f, default_mode), contents=f.contents) for f in files],
         object_version=[pb.ObjectVersion(id=i, version=v) for i, v in versions.items()],
     )
+    by_object: dict[str, list[SecretFile]] = {}
+    for item in files:  # one pass: a thousand objects must not cost a million comparisons
+        by_object.setdefault(item.object_id, []).append(item)
     records = [
         ObjectRecord(
             object_id=object_id,
             version=version,
-            paths=tuple(f.path for f in files if f.object_id == object_id),
-            size=sum(len(f.contents) for f in files if f.object_id == object_id),
+            paths=tuple(f.path for f in by_object[object_id]),
+            size=sum(len(f.contents) for f in by_object[object_id]),
         )
         for object_id, version in versions.items()
     ]
@@ -201,7 +204,7 @@ def build_response(
 
 def check_size(size: int, records: Sequence[ObjectRecord]) -> None:
     largest = sorted(records, key=lambda r: r.size, reverse=True)[:3]
-    named = ", ".join(f"{r.object_id!r} ({r.size} bytes)" for r in largest)
+    named = ", ".join(f"{echo(r.object_id)} ({r.size} bytes)" for r in largest)
     if size > MAX_RESPONSE_BYTES:
         raise ProviderError(
             ErrorKind.RESOURCE_EXHAUSTED,

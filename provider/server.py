@@ -24,8 +24,8 @@ from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.backends import Backend
-from provider.deadline import deadline_from
-from provider.errors import ErrorKind, ProviderError
+from provider.deadline import deadline_from, time_left
+from provider.errors import ErrorKind, ProviderError, bounded
 from provider.observability import (
     IDENTITY_MOUNTS,
     KNOWN_SECRETS,
@@ -49,6 +49,9 @@ API_VERSION = "v1alpha1"
 RUNTIME_NAME = "secrets-store-csi-provider"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The largest request a driver sends: every SPC parameter at its cap (limits.py) and a nodePublishSecretRef
+# Secret at Kubernetes' 1 MiB fit in it; gRPC's default of 4 MiB would let one request cost 20 MB to parse.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # nodePublishSecretRef keys whose values identify rather than authenticate: kept readable in logs and errors.
 PUBLIC_SECRET_KEYS = frozenset({"clientid", "client_id"})
 
@@ -78,10 +81,16 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
             KNOWN_SECRETS.add([*(v for k, v in ctx.secrets.items() if k.lower() not in PUBLIC_SECRET_KEYS),
                                *(t.token for t in ctx.tokens.values())])
+            # Between stages the deadline is checked again, so the work stops once the driver has stopped waiting.
             templates = parse_templates(ctx.parameters)
+            _still_wanted(context, deadline, "the objects were checked")
             plan = self.backend.plan(ctx)
             mode = identity_mode_of(plan)
-            files = apply_templates(templates, self.backend.fetch(plan, deadline))
+            _still_wanted(context, deadline, "the objects were read")
+            fetched = self.backend.fetch(plan, deadline)
+            _still_wanted(context, deadline, "the templates were rendered")
+            files = apply_templates(templates, fetched)
+            _still_wanted(context, deadline, "the answer was built")
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
             error = exc
@@ -101,17 +110,17 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             self.mounted.mounted(request.target_path)
         elif self.mounted.was_mounted(request.target_path):
             REMOUNT_FAILURES.labels(name, kind).inc()
-        self._report(ctx, records, error, elapsed, mode)
+        # Redacted (a backend's words may repeat a credential), then bounded: the driver must be able to read it.
+        details = bounded(redact_text(error.message)) if error is not None else ""
+        self._report(ctx, records, error, details, elapsed, mode)
         if error is not None:
             context.set_code(error.status_code)
-            context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
+            context.set_details(details)
             return pb.MountResponse()
         return response
 
-    def _report(
-        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float,
-        identity_mode: str = "",
-    ) -> None:
+    def _report(self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None,
+                details: str, elapsed: float, identity_mode: str = "") -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "backend": self.backend.name,
@@ -135,8 +144,15 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         if error is None:
             log.info("mount answered", extra={"fields": fields})
         else:
-            fields["error"] = error.message
+            fields["error"] = details
             log.warning("mount failed", extra={"fields": fields})
+
+
+def _still_wanted(context: grpc.ServicerContext, deadline: float, step: str) -> None:
+    """DEADLINE_EXCEEDED when the mount's time is up or the driver has cancelled the call."""
+    if not context.is_active():
+        raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the driver stopped waiting before {step}")
+    time_left(deadline, step)
 
 
 @dataclass
@@ -175,7 +191,8 @@ class ProviderDaemon:
             remove_stale_socket(path)
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
-                options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 64 * 1024)],
+                options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES + 64 * 1024),
+                         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
             )
             pb_grpc.add_CSIDriverProviderServicer_to_server(
                 MountServicer(backend, self.version_key, self.audit), server

@@ -47,6 +47,9 @@ IDENTITY_TRANSPORT: dict[str, Any] = {
     "retry_backoff_max": 4,
 }
 MAX_IDENTITIES = 512
+# Vaults whose clients are kept per identity (an SPC may name a vault per object); the least recently
+# used go first, so an SPC naming hundreds of vaults cannot grow the cache without end.
+MAX_VAULTS_PER_IDENTITY = 64
 IDLE_SECONDS = 3600
 
 ClientsT = TypeVar("ClientsT")
@@ -186,7 +189,7 @@ class _Assertion:
 class _Entry(Generic[ClientsT]):
     credential: CachedCredential
     assertion: _Assertion | None
-    clients: dict[str, ClientsT] = field(default_factory=dict)
+    clients: OrderedDict[str, ClientsT] = field(default_factory=OrderedDict)
     used: float = field(default_factory=time.monotonic)
 
 
@@ -291,6 +294,9 @@ class IdentityCache(Generic[ClientsT]):
             clients = entry.clients.get(vault)
             if clients is None:
                 clients = entry.clients[vault] = self._make_clients(vault, entry.credential)
+                while len(entry.clients) > MAX_VAULTS_PER_IDENTITY:
+                    entry.clients.popitem(last=False)
+            entry.clients.move_to_end(vault)
             return clients
 
     def __len__(self) -> int:

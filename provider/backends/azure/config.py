@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from provider.backends.azure.clouds import CloudEnvironment, resolve_cloud, vault_url
 from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.backends.azure.tokenproxy import TokenProxySettings
-from provider.errors import ErrorKind, ProviderError, invalid
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.findings import Findings, checked, nearest
 from provider.policy import EndpointPolicy
 from provider.request import DRIVER_ADDED_KEYS, MountContext, PodInfo
@@ -131,7 +131,7 @@ def parse_bool(value: str, name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise invalid(f"failed to parse {name} flag: {text!r} is not true or false")
+    raise invalid(f"failed to parse {name} flag: {echo(text)} is not true or false")
 
 
 def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
@@ -203,12 +203,12 @@ def unknown_parameters(params: Mapping[str, str], findings: Findings) -> None:
         if name in PARAMETERS or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
             continue
         if name in IGNORED_PARAMETERS:
-            findings.warn(f"parameter {name!r} is ignored (the official provider ignores it too)", key=name,
+            findings.warn(f"parameter {echo(name)} is ignored (the official provider ignores it too)", key=name,
                           parameter=name)
             continue
         guess = nearest(name, PARAMETERS)
-        hint = f"; did you mean {guess!r}?" if guess else ""
-        findings.warn(f"unknown parameter {name!r} is ignored{hint}", key=name, parameter=name, suggestion=guess)
+        hint = f"; did you mean {echo(guess)}?" if guess else ""
+        findings.warn(f"unknown parameter {echo(name)} is ignored{hint}", key=name, parameter=name, suggestion=guess)
 
 
 def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool,
@@ -287,7 +287,7 @@ def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, P
         path = obj.file_name
         if path in claims:
             problems.append((obj, invalid(
-                f"{claims[path].describe()} and {obj.describe()} both write {path!r}; give one of them "
+                f"{claims[path].describe()} and {obj.describe()} both write {echo(path)}; give one of them "
                 "another objectAlias"
             )))
             continue
@@ -298,13 +298,13 @@ def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, P
             parent = claims.get("/".join(parts[:depth]))
             if parent is not None and not parent.syncs_history:
                 problems.append((obj, invalid(
-                    f"{parent.describe()} writes the file {parent.file_name!r}, but {obj.describe()} needs it "
-                    f"to be a directory for {path!r}"
+                    f"{parent.describe()} writes the file {echo(parent.file_name)}, but {obj.describe()} needs it "
+                    f"to be a directory for {echo(path)}"
                 )))
             elif parent is not None:
                 problems.append((obj, invalid(
-                    f"{parent.describe()} keeps its version history in the directory {parent.file_name!r}, "
-                    f"so {obj.describe()} cannot write {path!r} inside it"
+                    f"{parent.describe()} keeps its version history in the directory {echo(parent.file_name)}, "
+                    f"so {obj.describe()} cannot write {echo(path)} inside it"
                 )))
     return problems
 

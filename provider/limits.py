@@ -1,0 +1,35 @@
+"""What one SecretProviderClass may ask for: caps far above any real SPC, so that no SPC can take the memory
+or the time of the daemon that serves every pod of its node (docs/security.md, "Limits on one mount").
+
+The YAML parameters are the large ones: a thousand objects of a few fields each take about 80,000
+characters, a template a few hundred. Every other parameter is a name, an address or a flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from provider.errors import echo, invalid
+
+MAX_OBJECTS = 1000  # objects in one SPC's `objects`
+MAX_DOCUMENT_CHARS = 256 * 1024  # `objects` and `templates`, each
+MAX_PARAMETER_CHARS = 16 * 1024  # any other parameter
+DOCUMENT_PARAMETERS = frozenset({"objects", "templates"})
+
+
+def check_parameter_sizes(parameters: Mapping[str, str]) -> None:
+    """INVALID_ARGUMENT naming the first parameter over its cap, and the cap."""
+    for name, value in parameters.items():
+        if name in DOCUMENT_PARAMETERS and len(value) > MAX_DOCUMENT_CHARS:
+            raise invalid(f"parameter {echo(name)} is {len(value)} characters long, over the provider's limit of "
+                          f"{MAX_DOCUMENT_CHARS} characters for 'objects' and 'templates'")
+        if name not in DOCUMENT_PARAMETERS and len(value) > MAX_PARAMETER_CHARS:
+            raise invalid(f"parameter {echo(name)} is {len(value)} characters long, over the provider's limit of "
+                          f"{MAX_PARAMETER_CHARS} characters for a parameter")
+
+
+def check_object_count(count: int, where: str) -> None:
+    """INVALID_ARGUMENT when an SPC lists more than MAX_OBJECTS objects; `where` is the message's prefix."""
+    if count > MAX_OBJECTS:
+        raise invalid(f"{where} lists {count} objects, over the provider's limit of {MAX_OBJECTS} objects per "
+                      "SecretProviderClass; split them over several SecretProviderClasses")
