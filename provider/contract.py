@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from provider.errors import echo
 from provider.files import SecretFile
 from provider.findings import Finding, Findings, nearest, warn_once
 from provider.request import DRIVER_ADDED_KEYS, MountContext
@@ -99,6 +100,8 @@ class Declaration:
     # identify rather than authenticate (kept readable in logs and errors).
     secret_keys: tuple[str, ...] = ()
     public_secret_keys: frozenset[str] = frozenset()
+    # How a plan may say whom the backend asks as (its `identity_mode`): the metric label's fixed set.
+    identity_modes: tuple[str, ...] = ()
     # Object fields of old releases, and what became of them: the hint for an unknown field of that name.
     former_fields: Mapping[str, str] = field(default_factory=dict)
     # The columns of the docs' tables (docs/<name>.md), in their order.
@@ -126,11 +129,12 @@ class Declaration:
             if name in known or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
                 continue
             if name in ignored:
-                findings.warn(f"parameter {name!r} is ignored ({ignored[name]})", key=name, parameter=name)
+                findings.warn(f"parameter {echo(name)} is ignored ({ignored[name]})", key=name, parameter=name)
                 continue
             guess = nearest(name, known)
-            hint = f"; did you mean {guess!r}?" if guess else ""
-            findings.warn(f"unknown parameter {name!r} is ignored{hint}", key=name, parameter=name, suggestion=guess)
+            hint = f"; did you mean {echo(guess)}?" if guess else ""
+            findings.warn(f"unknown parameter {echo(name)} is ignored{hint}", key=name, parameter=name,
+                          suggestion=guess)
 
     def field_suggestion(self, name: str) -> str:
         """What an unknown object field probably meant: what it became, else the nearest field ('' if none)."""

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import enum
 
+from provider.redaction import redact_text
+
+# How much of a value a message repeats: enough to recognise it, never the whole of a hostile one.
+ECHO_CHARS = 200
+# Redacted before it is cut, over this much more than is shown: a credential that starts in the part shown
+# (a JWT is 1-2 KiB, a known secret at most 16 KiB) is removed whole instead of cut into an unrecognisable piece.
+ECHO_REDACT_MARGIN = 16 * 1024
+# The longest message sent to the driver or logged: the driver must be able to read it, kubectl to show it.
+MAX_MESSAGE_CHARS = 4096
+
 
 class ErrorKind(enum.Enum):
     """What went wrong, as a fixed set: also the `error_kind` metric label and the audit outcome."""
@@ -40,3 +50,27 @@ class ProviderError(Exception):
 def invalid(message: str) -> ProviderError:
     """Shorthand for the most common kind: a bad SecretProviderClass or request."""
     return ProviderError(ErrorKind.INVALID_ARGUMENT, message)
+
+
+def echo(value: object) -> str:
+    """A value the user wrote, quoted for a message as repr quotes it, cut after ECHO_CHARS with a note of its
+    length. Every message that repeats input uses it, so a 1 MB objectName makes a message of 250 characters."""
+    if isinstance(value, str):
+        if len(value) <= ECHO_CHARS:
+            return repr(value)
+        shown = redact_text(value[:ECHO_CHARS + ECHO_REDACT_MARGIN])[:ECHO_CHARS]
+        return f"{shown!r}… ({len(value)} characters, truncated)"
+    text = repr(value)
+    if len(text) <= ECHO_CHARS:
+        return text
+    return f"{redact_text(text[:ECHO_CHARS + ECHO_REDACT_MARGIN])[:ECHO_CHARS]}… ({len(text)} characters, truncated)"
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A whole message cut to `limit` characters, its start and end kept: the last guard before it is sent."""
+    if len(message) <= limit:
+        return message
+    note = f" … ({len(message)} characters, truncated) … "
+    head = (limit - len(note)) * 3 // 4
+    tail = limit - len(note) - head
+    return message[:head] + note + message[len(message) - tail:]

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from provider.errors import ErrorKind, ProviderError
+from provider.errors import ErrorKind, ProviderError, echo
 
 MIN_VERSION_KEY_BYTES = 16
 
@@ -92,7 +92,7 @@ def object_versions(files: Sequence[SecretFile], key: VersionKey) -> dict[str, s
         if len(native) > 1 or len({item.object_spec for item in group}) > 1:
             raise ProviderError(
                 ErrorKind.INTERNAL,
-                f"object id {object_id!r} is given to files of different objects; this is a provider bug",
+                f"object id {echo(object_id)} is given to files of different objects; this is a provider bug",
             )
         (version,) = native
         if version is None:
@@ -103,12 +103,15 @@ def object_versions(files: Sequence[SecretFile], key: VersionKey) -> dict[str, s
 
 def object_records(files: Sequence[SecretFile], versions: dict[str, str]) -> list[ObjectRecord]:
     """What was mounted for each object id, in the order of `versions`."""
+    by_object: dict[str, list[SecretFile]] = {}
+    for item in files:  # one pass: a thousand objects must not cost a million comparisons
+        by_object.setdefault(item.object_id, []).append(item)
     return [
         ObjectRecord(
             object_id=object_id,
             version=version,
-            paths=tuple(f.path for f in files if f.object_id == object_id),
-            size=sum(len(f.contents) for f in files if f.object_id == object_id),
+            paths=tuple(f.path for f in by_object[object_id]),
+            size=sum(len(f.contents) for f in by_object[object_id]),
         )
         for object_id, version in versions.items()
     ]

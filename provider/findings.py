@@ -88,15 +88,17 @@ def nearest(name: str, known: tuple[str, ...]) -> str:
     return matches[0] if matches else ""
 
 
-_warned: set[tuple[str, str]] = set()
+# Hashes of (SPC, key), not the strings: a key holds a field name an SPC chose, of any length.
+_warned: set[int] = set()
 _WARNED_LIMIT = 10_000
 
 
 def warn_once(spc: str, key: str, message: str, fields: Mapping[str, object]) -> None:
     """Log a configuration warning once per SPC and key (bounded, so a churn of SPCs cannot grow it)."""
-    if (spc, key) in _warned:
+    seen = hash((spc, key))
+    if seen in _warned:
         return
     if len(_warned) >= _WARNED_LIMIT:
         _warned.clear()
-    _warned.add((spc, key))
+    _warned.add(seen)
     log.warning(message, extra={"fields": {"secretProviderClass": spc, **fields}})

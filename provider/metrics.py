@@ -38,6 +38,12 @@ class Metrics:
             "provider_backend_request_duration_seconds", "Duration of requests to a backend.",
             ["backend", "operation"], buckets=REQUEST_BUCKETS, registry=registry,
         )
+        self.identity_mounts = Counter(
+            "provider_identity_mounts_total",
+            "Mount calls answered, by backend, identity mode ('' = failed before it was known) and error kind "
+            "('' = ok).",
+            ["backend", "identity_mode", "error_kind"], registry=registry,
+        )
         self.cache_lookups = Counter(
             "provider_cache_lookups_total", "Lookups in the provider's caches (tokens, credentials, values).",
             ["backend", "cache", "result"], registry=registry,

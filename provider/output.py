@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from provider.errors import ErrorKind, ProviderError, invalid
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.files import ObjectRecord, SecretFile, VersionKey, object_records, object_versions
 from provider.limits import MAX_RESPONSE_BYTES, SYNC_WARNING_BYTES, mode_in_range
 from provider.paths import PathClaim, path_clashes, validate_path
@@ -41,19 +41,19 @@ def check_file_set(files: Sequence[SecretFile]) -> None:
     for clash in path_clashes(_validated(files)):
         if clash.duplicate:
             raise invalid(
-                f"objects {clash.holder.owner!r} and {clash.claim.owner!r} both write the file {clash.taken!r}; "
-                "give one of them another name or alias"
+                f"objects {echo(clash.holder.owner)} and {echo(clash.claim.owner)} both write the file "
+                f"{echo(clash.taken)}; give one of them another name or alias"
             )
         raise invalid(
-            f"object {clash.holder.owner!r} writes the file {clash.taken!r}, but object {clash.claim.owner!r} "
-            f"needs {clash.taken!r} to be a directory for {clash.claim.path!r}"
+            f"object {echo(clash.holder.owner)} writes the file {echo(clash.taken)}, but object "
+            f"{echo(clash.claim.owner)} needs {echo(clash.taken)} to be a directory for {echo(clash.claim.path)}"
         )
 
 
 def resolve_mode(item: SecretFile, default_mode: int) -> int:
     mode = default_mode if item.mode is None else item.mode
     if not mode_in_range(mode):
-        raise invalid(f"object {item.object_id!r}: file mode {mode:o} is outside 0..0777")
+        raise invalid(f"object {echo(item.object_id)}: file mode {mode:o} is outside 0..0777")
     return mode
 
 
@@ -70,7 +70,7 @@ def assemble(files: Sequence[SecretFile], default_mode: int, key: VersionKey) ->
 def check_size(size: int, records: Sequence[ObjectRecord]) -> None:
     """`size` is the encoded answer's: over the driver's limit fails, over a synced Secret's warns."""
     largest = sorted(records, key=lambda r: r.size, reverse=True)[:3]
-    named = ", ".join(f"{r.object_id!r} ({r.size} bytes)" for r in largest)
+    named = ", ".join(f"{echo(r.object_id)} ({r.size} bytes)" for r in largest)
     if size > MAX_RESPONSE_BYTES:
         raise ProviderError(
             ErrorKind.RESOURCE_EXHAUSTED,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from provider.errors import invalid
+from provider.errors import echo, invalid
 from provider.limits import MAX_ELEMENT_BYTES, MAX_PATH_BYTES
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ def path_problem(path: str) -> str | None:
 def validate_path(path: str, object_id: str) -> None:
     problem = path_problem(path)
     if problem is not None:
-        raise invalid(f"object {object_id!r}: output path {path!r} {problem}")
+        raise invalid(f"object {echo(object_id)}: output path {echo(path)} {problem}")
 
 
 @dataclass(frozen=True)

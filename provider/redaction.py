@@ -50,10 +50,15 @@ class KnownSecrets:
 
     MIN_LENGTH = 8  # shorter values ("true", a port) would blank out ordinary words
     LIMIT = 1024
+    # Bounded by size too: no credential is longer than MAX_VALUE (a JWT is 1-2 KiB), and all kept together
+    # stay under CHARS. Longer values are still caught by shape when they are JWTs or Vault tokens.
+    MAX_VALUE = 16 * 1024
+    CHARS = 1024 * 1024
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
+        self._chars = 0
         # First MIN_LENGTH characters → the values starting with them: a text is looked up window by window
         # instead of searched once per known value (a thousand values would cost that for every log field).
         self._by_prefix: dict[str, tuple[str, ...]] = {}
@@ -62,13 +67,16 @@ class KnownSecrets:
         with self._lock:
             changed = False
             for value in values:
-                if len(value) < self.MIN_LENGTH:
+                if not self.MIN_LENGTH <= len(value) <= self.MAX_VALUE:
                     continue
-                changed = changed or value not in self._values
+                if value not in self._values:
+                    changed = True
+                    self._chars += len(value)
                 self._values[value] = None
                 self._values.move_to_end(value)
-            while len(self._values) > self.LIMIT:
-                self._values.popitem(last=False)
+            while len(self._values) > self.LIMIT or self._chars > self.CHARS:
+                oldest, _ = self._values.popitem(last=False)
+                self._chars -= len(oldest)
             if changed:
                 index: dict[str, list[str]] = {}
                 for known in self._values:
@@ -80,8 +88,9 @@ class KnownSecrets:
         if len(text) < self.MIN_LENGTH or not by_prefix:
             return text
         size = self.MIN_LENGTH
-        windows = {text[i:i + size] for i in range(len(text) - size + 1)}
-        found = [value for prefix in windows & by_prefix.keys() for value in by_prefix[prefix] if value in text]
+        # Window by window, without holding them all: a long text costs time, not memory.
+        found = {value for i in range(len(text) - size + 1) if (group := by_prefix.get(text[i:i + size]))
+                 for value in group if value in text}
         for value in sorted(found, key=len, reverse=True):  # a secret containing another is removed whole
             text = text.replace(value, REDACTED)
         return text

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from provider.errors import invalid
-from provider.limits import DEFAULT_MODE, mode_in_range
+from provider.errors import echo, invalid
+from provider.limits import DEFAULT_MODE, check_parameter_sizes, mode_in_range
 
 POD_NAME = "csi.storage.k8s.io/pod.name"
 POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
@@ -72,6 +72,7 @@ def parse_mount_request(attributes: str, secrets: str, permission: str, target_p
     secret_data = _string_map(secrets, "secrets", allow_null=True)
     tokens = _parse_tokens(attrs.get(SERVICE_ACCOUNT_TOKENS) or secret_data.get(SERVICE_ACCOUNT_TOKENS))
     parameters = {k: v for k, v in attrs.items() if not k.startswith(DRIVER_KEY_PREFIX)}
+    check_parameter_sizes(parameters)
     secret_data.pop(SERVICE_ACCOUNT_TOKENS, None)
     return MountContext(
         pod=PodInfo(
@@ -123,7 +124,7 @@ def _string_map(raw: str, name: str, allow_null: bool) -> dict[str, str]:
         raise invalid(f"{name} must be a JSON object of strings, got {type(value).__name__}")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise invalid(f"{name}[{key!r}] must be a string, got {_json_type(item)}")
+            raise invalid(f"{name}[{echo(key)}] must be a string, got {_json_type(item)}")
     return dict(value)
 
 
@@ -139,7 +140,7 @@ def _parse_tokens(raw: str | None) -> dict[str, ServiceAccountToken]:
     tokens: dict[str, ServiceAccountToken] = {}
     for audience, entry in value.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
-            raise invalid(f"{SERVICE_ACCOUNT_TOKENS}[{audience!r}] must be an object with a string token")
+            raise invalid(f"{SERVICE_ACCOUNT_TOKENS}[{echo(audience)}] must be an object with a string token")
         expiration = entry.get("expirationTimestamp", "")
         tokens[audience] = ServiceAccountToken(
             audience=audience,

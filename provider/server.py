@@ -26,10 +26,10 @@ from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
 from provider.audit import AuditLog, audit_objects
 from provider.contract import Backend, plan_mount
-from provider.deadline import deadline_from
-from provider.errors import ErrorKind, ProviderError
+from provider.deadline import deadline_from, time_left
+from provider.errors import ErrorKind, ProviderError, bounded
 from provider.files import ObjectRecord, VersionKey
-from provider.limits import MAX_RESPONSE_BYTES
+from provider.limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from provider.metrics import METRICS, Metrics, MountedVolumes
 from provider.redaction import REDACTOR, Redactor
 from provider.request import MountContext, parse_mount_request
@@ -65,15 +65,23 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         ctx: MountContext | None = None
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
+        mode = ""
         self.metrics.mounts_in_flight.labels(name).inc()
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
             self.redactor.known.add([*(v for k, v in ctx.secrets.items() if k.lower() not in public_keys),
                                *(t.token for t in ctx.tokens.values())])
+            # Between stages the deadline is checked again, so the work stops once the driver has stopped waiting.
             templates = parse_templates(ctx.parameters)
+            _still_wanted(context, deadline, "the objects were checked")
             plan = plan_mount(self.backend, ctx)
-            files = apply_templates(templates, self.backend.fetch(plan, deadline))
+            mode = self._identity_mode(plan)
+            _still_wanted(context, deadline, "the objects were read")
+            fetched = self.backend.fetch(plan, deadline)
+            _still_wanted(context, deadline, "the templates were rendered")
+            files = apply_templates(templates, fetched)
+            _still_wanted(context, deadline, "the answer was built")
             response, records = build_response(files, ctx.default_mode, self.version_key)
         except ProviderError as exc:
             error = exc
@@ -87,21 +95,28 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         elapsed = time.monotonic() - started
         kind = error.kind.value if error else ""
         self.metrics.mounts.labels(name, kind).inc()
+        self.metrics.identity_mounts.labels(name, mode, kind).inc()
         self.metrics.mount_seconds.labels(name, kind).observe(elapsed)
         if error is None:
             self.mounted.mounted(request.target_path)
         elif self.mounted.was_mounted(request.target_path):
             self.metrics.remount_failures.labels(name, kind).inc()
-        self._report(ctx, records, error, elapsed)
+        # Redacted (a backend's words may repeat a credential), then bounded: the driver must be able to read it.
+        details = bounded(self.redactor.text(error.message)) if error is not None else ""
+        self._report(ctx, records, error, details, elapsed, mode)
         if error is not None:
             context.set_code(status_code(error.kind))
-            context.set_details(self.redactor.text(error.message))  # a backend's words may repeat a credential
+            context.set_details(details)
             return pb.MountResponse()
         return response
 
-    def _report(
-        self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None, elapsed: float
-    ) -> None:
+    def _identity_mode(self, plan: Any) -> str:
+        """The plan's identity mode when it is one the backend declares (a metric label: a fixed set), else ""."""
+        mode = getattr(plan, "identity_mode", "")
+        return mode if isinstance(mode, str) and mode in self.backend.declaration.identity_modes else ""
+
+    def _report(self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None,
+                details: str, elapsed: float, identity_mode: str = "") -> None:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "backend": self.backend.declaration.name,
@@ -111,6 +126,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                 "uid": ctx.pod.uid if ctx else "",
             },
             "serviceAccount": ctx.pod.service_account if ctx else "",
+            "identityMode": identity_mode,
             "secretProviderClass": ctx.spc_name if ctx else "",
             "objects": audit_objects(records),
             "outcome": "error" if error else "ok",
@@ -118,13 +134,21 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
             "durationSeconds": round(elapsed, 4),
         }
         self.audit.record(entry)
-        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "errorKind", "durationSeconds")}
+        fields = {k: entry[k] for k in ("backend", "pod", "secretProviderClass", "identityMode", "errorKind",
+                                        "durationSeconds")}
         fields["objects"] = len(records)
         if error is None:
             log.info("mount answered", extra={"fields": fields})
         else:
-            fields["error"] = error.message
+            fields["error"] = details
             log.warning("mount failed", extra={"fields": fields})
+
+
+def _still_wanted(context: grpc.ServicerContext, deadline: float, step: str) -> None:
+    """DEADLINE_EXCEEDED when the mount's time is up or the driver has cancelled the call."""
+    if not context.is_active():
+        raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the driver stopped waiting before {step}")
+    time_left(deadline, step)
 
 
 @dataclass
@@ -163,7 +187,8 @@ class ProviderDaemon:
             remove_stale_socket(path)
             server = grpc.server(
                 futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
-                options=[("grpc.max_send_message_length", MAX_RESPONSE_BYTES + 64 * 1024)],
+                options=[("grpc.max_send_message_length", MAX_RESPONSE_BYTES + 64 * 1024),
+                         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
             )
             pb_grpc.add_CSIDriverProviderServicer_to_server(
                 MountServicer(backend, self.version_key, self.audit), server

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -27,9 +28,10 @@ from dataclasses import dataclass
 
 import yaml
 
-from provider.errors import invalid
+from provider import spcyaml
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.files import SecretFile
-from provider.limits import mode_in_range
+from provider.limits import MAX_RESPONSE_BYTES, mode_in_range
 
 TEMPLATES_PARAMETER = "templates"
 ENTRY_FIELDS = ("fileName", "template", "filePermission", "keepSources")
@@ -87,7 +89,7 @@ def parse_templates(parameters: Mapping[str, str]) -> tuple[Template, ...]:
     if not raw.strip():
         return ()
     try:
-        entries = yaml.safe_load(raw)
+        entries = spcyaml.load(raw)
     except RecursionError:
         raise invalid("templates nests deeper than any list of templates") from None
     except yaml.YAMLError as exc:
@@ -95,8 +97,8 @@ def parse_templates(parameters: Mapping[str, str]) -> tuple[Template, ...]:
     if not isinstance(entries, list):
         raise invalid("templates must be a YAML list of {fileName, template, filePermission, keepSources}")
     templates = tuple(_parse_entry(entry, index) for index, entry in enumerate(entries))
-    names = [t.file_name for t in templates]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    counts = collections.Counter(t.file_name for t in templates)
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
     if duplicated:
         raise invalid(f"templates: each fileName must be unique, but these repeat: {', '.join(duplicated)}")
     return templates
@@ -107,15 +109,15 @@ def _parse_entry(entry: object, index: int) -> Template:
         raise invalid(f"templates[{index}] must be a mapping with fileName and template")
     unknown = sorted(set(map(str, entry)) - set(ENTRY_FIELDS))
     if unknown:
-        raise invalid(f"templates[{index}]: unknown field {unknown[0]!r}; the fields are {', '.join(ENTRY_FIELDS)}")
+        raise invalid(f"templates[{index}]: unknown field {echo(unknown[0])}; the fields are {', '.join(ENTRY_FIELDS)}")
     name, text = entry.get("fileName"), entry.get("template")
     if not isinstance(name, str) or not name:
         raise invalid(f"templates[{index}]: fileName must be a non-empty string")
     if not isinstance(text, str):
-        raise invalid(f"template {name!r}: template must be a string")
+        raise invalid(f"template {echo(name)}: template must be a string")
     keep = entry.get("keepSources", True)
     if not isinstance(keep, bool):
-        raise invalid(f"template {name!r}: keepSources must be true or false")
+        raise invalid(f"template {echo(name)}: keepSources must be true or false")
     return Template(name, text, _parse_text(text, name), _mode(entry.get("filePermission"), name), keep)
 
 
@@ -125,9 +127,10 @@ def _mode(value: object, name: str) -> int | None:
     try:
         mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
-        raise invalid(f"template {name!r}: filePermission {value!r} is not an octal mode such as \"0600\"") from None
+        raise invalid(f"template {echo(name)}: filePermission {echo(value)} is not an octal mode such as "
+                      "\"0600\"") from None
     if not mode_in_range(mode):
-        raise invalid(f"template {name!r}: filePermission {value!r} is outside 0000..0777")
+        raise invalid(f"template {echo(name)}: filePermission {echo(value)} is outside 0000..0777")
     return mode
 
 
@@ -137,7 +140,7 @@ def _parse_text(text: str, name: str) -> tuple[str | Expression, ...]:
     while (start := text.find("{{", position)) != -1:
         end = _closing_braces(text, start + 2)
         if end == -1:
-            raise invalid(f"template {name!r}: a '{{{{' is not closed by '}}}}'")
+            raise invalid(f"template {echo(name)}: a '{{{{' is not closed by '}}}}'")
         parts += [text[position:start], _parse_expression(text[start + 2:end], name)]
         position = end + 2
     parts.append(text[position:])
@@ -163,15 +166,15 @@ def _closing_braces(text: str, index: int) -> int:
 def _parse_expression(body: str, name: str) -> Expression:
     head, *filters = [piece.strip() for piece in body.split("|")] if '"' not in body else _split_literal(body)
     if not head:
-        raise invalid(f"template {name!r}: an empty '{{{{ }}}}'")
+        raise invalid(f"template {echo(name)}: an empty '{{{{ }}}}'")
     for item in filters:
         if item not in FILTERS:
-            raise invalid(f"template {name!r}: unknown filter {item!r}; the filters are {', '.join(FILTERS)}")
+            raise invalid(f"template {echo(name)}: unknown filter {echo(item)}; the filters are {', '.join(FILTERS)}")
     literal = _LITERAL.match(head)
     if literal:
         return Expression("", json.loads(f'"{literal.group(1)}"').encode(), tuple(filters))
     if any(c.isspace() for c in head) or '"' in head:
-        raise invalid(f"template {name!r}: {head!r} is neither a file name nor a \"quoted literal\"")
+        raise invalid(f"template {echo(name)}: {echo(head)} is neither a file name nor a \"quoted literal\"")
     return Expression(head, None, tuple(filters))
 
 
@@ -191,16 +194,35 @@ def apply_templates(templates: Sequence[Template], files: Sequence[SecretFile]) 
     if not templates:
         return list(files)
     by_path = {f.path: f for f in files}
-    rendered = [_render(t, by_path) for t in templates]
+    budget = _OutputBudget(MAX_RESPONSE_BYTES)
+    rendered = [_render(t, by_path, budget) for t in templates]
     dropped = {ref for t in templates if not t.keep_sources for ref in t.references}
     return [f for f in files if f.path not in dropped] + rendered
 
 
-def _render(template: Template, by_path: Mapping[str, SecretFile]) -> SecretFile:
+class _OutputBudget:
+    """The bytes every template of a mount may write together: no more than the driver can receive at all.
+
+    Checked after each filter and each piece appended, so a chain of filters that doubles a value each time
+    (60 `base64` make 617 MB of 5 bytes) stops one step past the limit instead of at the end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def check(self, template: Template, size: int, what: str) -> None:
+        if self.used + size > self.limit:
+            raise ProviderError(ErrorKind.RESOURCE_EXHAUSTED,
+                                f"template {echo(template.file_name)} grows past the driver's {self.limit}-byte limit "
+                                f"for a whole mount at {what}; templates cannot produce more than that")
+
+
+def _render(template: Template, by_path: Mapping[str, SecretFile], budget: _OutputBudget) -> SecretFile:
     out = bytearray()
     for part in template.parts:
         if isinstance(part, str):
             out += part.encode()
+            budget.check(template, len(out), "its text")
             continue
         if part.literal is not None:
             value = part.literal
@@ -208,14 +230,17 @@ def _render(template: Template, by_path: Mapping[str, SecretFile]) -> SecretFile
             value = by_path[part.source].contents
         else:
             known = ", ".join(sorted(by_path)) or "none"
-            raise invalid(f"template {template.file_name!r} refers to {part.source!r}, which no object produced "
-                          f"(the files are: {known})")
+            raise invalid(f"template {echo(template.file_name)} refers to {echo(part.source)}, which no object "
+                          f"produced (the files are: {known})")
         for name in part.filters:
             try:
                 value = FILTERS[name](value)
             except ValueError as exc:
-                raise invalid(f"template {template.file_name!r}, {part.source or 'literal'}: {exc}") from None
+                raise invalid(f"template {echo(template.file_name)}, {part.source or 'literal'}: {exc}") from None
+            budget.check(template, len(out) + len(value), f"'{part.source or 'literal'} | {name}'")
         out += value
+        budget.check(template, len(out), repr(part.source or "literal"))
+    budget.used += len(out)
     return SecretFile(
         path=template.file_name,
         contents=bytes(out),

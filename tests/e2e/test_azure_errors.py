@@ -94,8 +94,8 @@ def test_invalid_spcs_fail_before_any_request(mounts: Mounts, vault: Vault, para
         ({"clientID": ""}, None, None, grpc.StatusCode.UNAUTHENTICATED, "nodePublishSecretRef secret is not set"),
         ({"clientID": ""}, {"clientid": "x"}, None, grpc.StatusCode.UNAUTHENTICATED,
          "could not find clientsecret in secrets"),
-        ({"useAzureTokenProxy": "true"}, None, None, INVALID, "useAzureTokenProxy (AKS identity binding) is not "
-                                                              "supported"),
+        ({"useAzureTokenProxy": "true", "clientID": ""}, None, None, INVALID,
+         "clientID is required for identity binding (useAzureTokenProxy)"),
     ],
 )
 def test_missing_identities(mounts: Mounts, vault: Vault, params: dict[str, str], secrets: dict[str, str] | None,

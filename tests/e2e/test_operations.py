@@ -29,6 +29,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from provider.audit import AuditLog
+from provider.backends import declarations
 from provider.errors import ErrorKind
 from provider.localdriver import PodIdentity, build_mount_request, call_mount
 from tests.support.daemon import Daemon, start_daemon
@@ -251,6 +252,7 @@ def test_every_provider_metric_is_exposed_and_documented(ops: Endpoints) -> None
 ALLOWED_LABELS: dict[str, set[str] | re.Pattern[str]] = {
     "backend": set(BACKENDS),
     "error_kind": {""} | {kind.value for kind in ErrorKind},
+    "identity_mode": {""} | {mode for declaration in declarations() for mode in declaration.identity_modes},
     "status_class": {"1xx", "2xx", "3xx", "4xx", "5xx", "error"},
     "operation": {"login", "read", "token", "get_secret", "get_key", "get_certificate", "list_versions"},
     "cache": {"token", "credential"},
@@ -290,8 +292,8 @@ def _new_records(ops: Endpoints, before: int) -> list[dict[str, Any]]:
 
 
 AUDIT_FIELDS = {
-    "time", "backend", "pod", "serviceAccount", "secretProviderClass", "objects", "outcome", "errorKind",
-    "durationSeconds",
+    "time", "backend", "pod", "serviceAccount", "identityMode", "secretProviderClass", "objects", "outcome",
+    "errorKind", "durationSeconds",
 }
 
 

@@ -435,6 +435,9 @@ class FakeContext:
     def time_remaining(self) -> float:
         return 100.0
 
+    def is_active(self) -> bool:
+        return True
+
     def set_code(self, code: Any) -> None:
         self.code = code
 

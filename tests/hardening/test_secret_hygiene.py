@@ -23,6 +23,7 @@ import pytest
 from provider.localdriver import build_mount_request, call_mount
 from tests.hardening.conftest import Observed, new_pod, serve_flags, vault_mount
 from tests.hardening.faultproxy import FaultProxy
+from tests.support.azure_fake.cluster import BINDING_AUDIENCE
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
 from tests.support.azure_fake.fixtures import Mounts, files_of, start_sandboxed
@@ -153,7 +154,8 @@ def malformed_requests(socket_path: str, jwt: str) -> list[str]:
 def azure(azure_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mounts, Observed]]:
     """A sandboxed daemon at debug with /metrics (inside its network namespace) and an audit file."""
     directory = tmp_path_factory.mktemp("azure-hygiene")
-    daemon: SandboxedDaemon = start_sandboxed(azure_world, directory, serve_flags(directory / "audit.log"))
+    flags = [*serve_flags(directory / "audit.log"), "--token-proxy-ca-file", str(azure_world.fake.cluster.ca_file)]
+    daemon: SandboxedDaemon = start_sandboxed(azure_world, directory, flags, env={"KUBERNETES_SERVICE_PORT": "443"})
     yield Mounts(azure_world, daemon), Observed(daemon, directory / "audit.log")
     daemon.stop()
 
@@ -177,9 +179,9 @@ class Echo:
         real = world.fake.route
 
         def route(method: str, host: str, path: str, query: dict[str, str], headers: dict[str, str],
-                  form: dict[str, str]) -> Reply:
+                  form: dict[str, str], face: str = "") -> Reply:
             if self.path is None or not re.search(self.path, path):
-                return real(method, host, path, query, headers, form)
+                return real(method, host, path, query, headers, form, face)
             if path.endswith("/token"):
                 return Reply(400, {"error": "invalid_client", "error_codes": [7000215],
                                    "error_description": f"AADSTS7000215: Invalid client secret provided in {form}. "
@@ -205,11 +207,12 @@ def test_azure_paths_leak_nothing(azure: tuple[Mounts, Observed], monkeypatch: p
     errors: list[str] = []
 
     def call(params: dict[str, str], objects: list[Any] | None, secrets: dict[str, str] | None = None,
-             pod_name: str = "hygiene") -> dict[str, bytes] | None:
-        pod = world.pod(pod_name)
-        jwt = world.pod_token(pod)
+             pod_name: str = "hygiene", service_account: str = "workload-identity-sa") -> dict[str, bytes] | None:
+        pod = world.pod(pod_name, service_account=service_account)
+        audience = BINDING_AUDIENCE if "useAzureTokenProxy" in params else EXCHANGE_AUDIENCE
+        jwt = world.pod_token(pod, audience)
         jwts.append(jwt)
-        tokens = {EXCHANGE_AUDIENCE: jwt} if "clientID" in params else None
+        tokens = {audience: jwt} if "clientID" in params else None
         try:
             return files_of(mounts.call(mounts.request(params, objects, pod=pod, secrets=secrets, tokens=tokens)))
         except grpc.RpcError as exc:
@@ -232,6 +235,8 @@ def test_azure_paths_leak_nothing(azure: tuple[Mounts, Observed], monkeypatch: p
     world.fake.directory.federate(federated, world.issuer.issuer, "system:serviceaccount:default:workload-identity-sa")
     vault.grant(federated.principal_id)
     assert call({**world.workload(vault.name), "clientID": federated.client_id}, secret_objects) is None
+    world.fake.cluster.bind(world.ib, "default", "hygiene-binding")  # the token proxy echoing the pod's JWT
+    assert call(world.binding(vault.name), secret_objects, service_account="hygiene-binding") is None
     echo.path = r"^/secrets/value/"
     assert call(world.workload(vault.name), secret_objects) is None
     echo.path = None
@@ -244,7 +249,7 @@ def test_azure_paths_leak_nothing(azure: tuple[Mounts, Observed], monkeypatch: p
     markers |= {f"Entra ID access token #{i}": token for i, token in enumerate(issued)}
     outputs = {"logs": observed.daemon.logs(), "stdout": observed.daemon.stdout(), "gRPC errors": "\n".join(errors),
                "metrics": metrics_in_sandbox(observed), "audit records": observed.audit()}
-    assert len(errors) == 6, errors
+    assert len(errors) == 7, errors
     assert any("AADSTS7000215" in e and "'client_secret': '[REDACTED]'" in e for e in errors), \
         "the echoing Entra ID error reached the message, redacted"
     assert any("'client_assertion': '[REDACTED]'" in e for e in errors)

@@ -65,6 +65,14 @@ def test_problems_are_reported_with_file_and_spc(tmp_path: Path, capsys: pytest.
     assert any(expected in line for line in error_lines), out
 
 
+def test_an_identity_binding_spc_is_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = spc("ib", "azure", useAzureTokenProxy="true", clientID="00000000-0000-0000-0000-000000000000",
+                   keyvaultName="kvname", tenantId="11111111-1111-1111-1111-111111111111",
+                   objects="array:\n  - |\n    objectName: s\n    objectType: secret\n")
+    assert main(["lint", write(tmp_path, document)]) == 0
+    assert "0 error(s), 0 warning(s)" in capsys.readouterr().out
+
+
 def test_json_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = spc("good", "vault", roleName="r", objects="- objectName: a\n  secretPath: secret/data/a\n")
     bad = spc("bad", "vault", objects="- objectName: a\n  secretPath: x\n")
@@ -157,6 +165,10 @@ AZURE_TABLE = [
     (azure(GOOD_AZURE, keyvaultName=""), ("", "error", "keyvaultName is not provided")),
     (azure(GOOD_AZURE, tenantID=""), ("", "error", "tenantId is not provided")),
     (azure(GOOD_AZURE, useVMManagedIdentity="maybe"), ("", "error", "failed to parse useVMManagedIdentity")),
+    (azure(GOOD_AZURE, useAzureTokenProxy="true", clientID=""),
+     ("", "error", "clientID is required for identity binding (useAzureTokenProxy)")),
+    (azure(GOOD_AZURE, useAzureTokenProxy="true", useVMManagedIdentity="true", clientID="c"),
+     ("", "error", "only one identity mode can be enabled at a time")),
     (azure(GOOD_AZURE, keyvaultName="kv_bad!"), ("", "error", "'kv_bad!' is not a valid vault name")),
     (azure("objectName: s;objectType: secrets"), ("s", "error", "invalid objectType 'secrets'")),
     (azure("objectName: s;objectType: secret;objectFormat: pkcs"), ("s", "error", "invalid objectFormat: pkcs")),

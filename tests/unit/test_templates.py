@@ -103,3 +103,23 @@ def test_keep_sources_false_drops_only_the_sources() -> None:
     assert [f.path for f in out] == ["nested/token", "binary", ".pgpass", "env"]
     pgpass = out[2]
     assert (pgpass.object_id, pgpass.mode, pgpass.contents) == ("template/.pgpass", 0o600, b"app:p@ss'word")
+
+
+@pytest.mark.parametrize(
+    ("entries", "what"),
+    [
+        ([{"fileName": "bomb", "template": "{{ db-username" + " | base64" * 60 + " }}"}], "'db-username | base64'"),
+        ([{"fileName": "bomb", "template": '{{ "abc"' + " | base64" * 60 + " }}"}], "'literal | base64'"),
+        ([{"fileName": "bomb", "template": ("{{ db-username" + " | base64" * 42 + " }}") * 4}],
+         "'db-username | base64'"),  # 1.1 MB each: the fourth crosses the limit
+        ([{"fileName": f"t{i}", "template": "{{ db-username" + " | base64" * 42 + " }}"} for i in range(4)],
+         "'db-username | base64'"),  # the same over templates: the limit is for the whole mount
+    ],
+)
+def test_output_is_bounded_as_it_grows(entries: list[dict[str, object]], what: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        apply_templates(parse_templates(templates(*entries)), FILES)
+    assert caught.value.kind is ErrorKind.RESOURCE_EXHAUSTED
+    name = entries[-1]["fileName"]
+    assert caught.value.message.startswith(f"template {name!r} grows past the driver's 4194304-byte limit for a "
+                                           f"whole mount at {what}")

@@ -7,6 +7,7 @@ Azure SDKs at its first fetch, so a daemon that serves only Vault mounts never i
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from provider.backends.azure.declaration import DECLARATION as declaration
@@ -18,6 +19,7 @@ def create(args: argparse.Namespace) -> Any:
     from provider.backends.azure.backend import AzureBackend
     from provider.backends.azure.clouds import canonical_cloud_name, resolve_cloud
     from provider.backends.azure.config import AzureOptions
+    from provider.backends.azure.tokenproxy import TokenProxySettings, check_proxy_url
     from provider.errors import ProviderError
     from provider.policy import policy_from_args
 
@@ -28,11 +30,19 @@ def create(args: argparse.Namespace) -> Any:
         resolve_cloud("", "", cloud, policy)  # a bad default cloud stops the daemon at start, not every mount
     except ProviderError as exc:
         raise SystemExit(f"azure backend: --cloud-name: {exc.message}") from None
+    problem = check_proxy_url(flag["token_proxy_url"])
+    if problem:
+        raise SystemExit(f"azure backend: --token-proxy-url: {problem}")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "").strip()
     return AzureBackend(
         AzureOptions(
             construct_pem_chain=flag["construct_pem_chain"],
             split_cert_and_key=flag["write_cert_and_key_in_separate_files"],
             default_cloud=cloud,
             policy=policy,
+            token_proxy=TokenProxySettings(
+                url=flag["token_proxy_url"], sni_name=flag["sni_name"].strip(), ca_file=flag["token_proxy_ca_file"],
+                api_server_port=int(port) if port.isdigit() else 443,
+            ),
         )
     )

@@ -1,8 +1,8 @@
 """Credentials for Key Vault through azure-identity, cached per identity and never shared between two.
 
-An identity is (kind, cloud authority, tenant, client) plus, for workload identity, the pod's namespace
-and service account, and for a service principal a digest of its secret (so a wrong secret never finds
-a cached token). Each cached entry keeps one credential, whose access tokens are reused until five
+An identity is (kind, cloud authority, tenant, client) plus, for workload identity and identity binding,
+the pod's namespace and service account, and for a service principal a digest of its secret (so a wrong
+secret never finds a cached token). Each cached entry keeps one credential, whose access tokens are reused until five
 minutes before they expire, and the Key Vault clients built on it.
 """
 
@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
 
 from provider.backends.azure.clouds import CloudEnvironment
-from provider.backends.azure.config import Identity, ManagedIdentity, ServicePrincipal, WorkloadIdentity
+from provider.backends.azure.config import (
+    Identity,
+    IdentityBinding,
+    ManagedIdentity,
+    PodIdentity,
+    ServicePrincipal,
+    WorkloadIdentity,
+)
 from provider.backends.azure.declaration import DECLARATION
+from provider.backends.azure.tokenproxy import ProxyRoute, tls_refused, transport_reason
 from provider.errors import ErrorKind, ProviderError
 from provider.metrics import METRICS, Metrics
 
@@ -41,6 +49,9 @@ IDENTITY_TRANSPORT: dict[str, Any] = {
     "retry_backoff_max": 4,
 }
 MAX_IDENTITIES = 512
+# Vaults whose clients are kept per identity (an SPC may name a vault per object); the least recently
+# used go first, so an SPC naming hundreds of vaults cannot grow the cache without end.
+MAX_VAULTS_PER_IDENTITY = 64
 IDLE_SECONDS = 3600
 # How long a mount waits for another mount of the same identity to get its token: the identity
 # transport's connect and read timeouts, so a hung token request cannot hold every later mount.
@@ -59,6 +70,16 @@ class TokenServiceUnavailable(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"the token endpoint answered HTTP {status}")
         self.status = status
+
+
+class TokenProxyUnreachable(Exception):
+    """No answer from the identity-binding token proxy: refused, timed out, or its TLS not accepted."""
+
+    def __init__(self, route: ProxyRoute, detail: str, tls: bool) -> None:
+        super().__init__(f"the token proxy {route.url} could not be reached: {detail}")
+        self.route = route
+        self.detail = detail
+        self.tls = tls
 
 
 class TokenStatuses:
@@ -84,12 +105,13 @@ class TokenStatuses:
 class CachedCredential:
     """Wraps an azure-identity credential: one token request at a time, reuse until near expiry."""
 
-    def __init__(self, inner: Any, statuses: TokenStatuses | None = None, metrics: Metrics = METRICS,
-                 wait_seconds: float = TOKEN_WAIT_SECONDS) -> None:
+    def __init__(self, inner: Any, statuses: TokenStatuses | None = None, proxy: ProxyRoute | None = None,
+                 metrics: Metrics = METRICS, wait_seconds: float = TOKEN_WAIT_SECONDS) -> None:
         self._inner = inner
         self._metrics = metrics
         self._wait_seconds = wait_seconds
         self._statuses = statuses or TokenStatuses()
+        self._proxy = proxy
         self._last_failure: int | None = None  # the status of the last failed token answer actually received
         self._lock = threading.Lock()
         self._tokens: dict[tuple[Hashable, ...], AccessTokenInfo] = {}
@@ -149,6 +171,11 @@ class CachedCredential:
             if status in TRANSIENT_TOKEN_STATUSES:
                 raise TokenServiceUnavailable(status) from exc
             raise
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            if self._proxy is None:
+                raise
+            # Said here, where it is known to be the token request: to Key Vault's code it looks the same.
+            raise TokenProxyUnreachable(self._proxy, transport_reason(exc), tls_refused(exc)) from exc
         finally:
             self._metrics.backend_request(BACKEND, "token", status, time.monotonic() - started)
 
@@ -180,13 +207,14 @@ class _Assertion:
 class _Entry(Generic[ClientsT]):
     credential: CachedCredential
     assertion: _Assertion | None
-    clients: dict[str, ClientsT] = field(default_factory=dict)
+    clients: OrderedDict[str, ClientsT] = field(default_factory=OrderedDict)
     used: float = field(default_factory=time.monotonic)
 
 
 def identity_key(identity: Identity, cloud: CloudEnvironment) -> tuple[str, ...]:
-    if isinstance(identity, WorkloadIdentity):
-        return ("workload", cloud.authority_host, identity.tenant_id.lower(), identity.client_id.lower(),
+    if isinstance(identity, (WorkloadIdentity, IdentityBinding)):
+        kind = "workload" if isinstance(identity, WorkloadIdentity) else "identity-binding"
+        return (kind, cloud.authority_host, identity.tenant_id.lower(), identity.client_id.lower(),
                 identity.namespace, identity.service_account)
     if isinstance(identity, ServicePrincipal):
         digest = hashlib.sha256(identity.client_secret.encode()).hexdigest()
@@ -195,28 +223,53 @@ def identity_key(identity: Identity, cloud: CloudEnvironment) -> tuple[str, ...]
     return ("managed", identity.client_id.lower())
 
 
-def new_credential(identity: Identity, cloud: CloudEnvironment,
+def new_credential(identity: Identity, cloud: CloudEnvironment, route: ProxyRoute | None = None,
                    metrics: Metrics = METRICS) -> tuple[CachedCredential, _Assertion | None]:
     """The azure-identity credential for an identity, its authority taken from the mount's cloud."""
     authority = cloud.authority_host
     statuses = TokenStatuses()
     transport = {**IDENTITY_TRANSPORT, "raw_response_hook": statuses}
-    if isinstance(identity, WorkloadIdentity):
+    if isinstance(identity, IdentityBinding):
+        if route is None:
+            raise ValueError("an identity-binding credential needs the token proxy's route")
         assertion = _Assertion(identity.token)
         inner: Any = ClientAssertionCredential(
+            identity.tenant_id, identity.client_id, assertion, authority=authority,
+            transport=proxy_transport(route), **transport,
+        )
+        return CachedCredential(inner, statuses, route, metrics), assertion
+    if isinstance(identity, WorkloadIdentity):
+        assertion = _Assertion(identity.token)
+        inner = ClientAssertionCredential(
             identity.tenant_id, identity.client_id, assertion, authority=authority, **transport
         )
-        return CachedCredential(inner, statuses, metrics), assertion
+        return CachedCredential(inner, statuses, None, metrics), assertion
     if isinstance(identity, ServicePrincipal):
         inner = ClientSecretCredential(
             identity.tenant_id, identity.client_id, identity.client_secret, authority=authority,
             # MSAL asks login.microsoftonline.com about hosts it does not know; a custom cloud is one.
             disable_instance_discovery=cloud.is_custom, **transport,
         )
-        return CachedCredential(inner, statuses, metrics), None
+        return CachedCredential(inner, statuses, None, metrics), None
     assert isinstance(identity, ManagedIdentity)
     inner = ManagedIdentityCredential(client_id=identity.client_id or None, **transport)
-    return CachedCredential(inner, statuses, metrics), None
+    return CachedCredential(inner, statuses, None, metrics), None
+
+
+def proxy_transport(route: ProxyRoute) -> Any:
+    """azure-identity's own transport for the AKS token proxy (what WorkloadIdentityCredential builds with
+    enable_azure_proxy=True from AZURE_KUBERNETES_* variables): it rewrites each request's origin to the
+    proxy, sends the SNI name and trusts the CA file, which it re-reads when the file changes. Built here
+    from the daemon's flags, per identity, because our assertion is the mount's token, not a token file,
+    and process-wide variables would be one setting for every mount."""
+    from azure.identity._internal.token_binding_transport_requests import CustomRequestsTransport
+
+    return CustomRequestsTransport(
+        sni=route.sni_name, proxy_endpoint=route.url, ca_file=route.ca_file,
+        connection_timeout=IDENTITY_TRANSPORT["connection_timeout"], read_timeout=IDENTITY_TRANSPORT["read_timeout"],
+        # In-cluster traffic: no HTTP(S)_PROXY, and no REQUESTS_CA_BUNDLE standing in for the cluster CA.
+        use_env_settings=False,
+    )
 
 
 class IdentityCache(Generic[ClientsT]):
@@ -238,7 +291,9 @@ class IdentityCache(Generic[ClientsT]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, ...], _Entry[ClientsT]] = OrderedDict()
 
-    def clients(self, identity: Identity, cloud: CloudEnvironment, vault: str) -> ClientsT:
+    def clients(self, identity: Identity, cloud: CloudEnvironment, vault: str, route: ProxyRoute | None = None,
+                ) -> ClientsT:
+        """`route`: where an identity-binding credential sends its token requests (unused by other modes)."""
         key = identity_key(identity, cloud)
         now = self._now()
         with self._lock:
@@ -249,18 +304,21 @@ class IdentityCache(Generic[ClientsT]):
                 log.debug("new Azure credential", extra={"fields": {
                     "mode": key[0], "tenant": identity.tenant_id, "clientID": identity.client_id,
                     "cloud": cloud.name, "identities": len(self._entries) + 1}})
-                credential, assertion = new_credential(identity, cloud, self._metrics)
+                credential, assertion = new_credential(identity, cloud, route, self._metrics)
                 entry = _Entry(credential, assertion, used=now)
                 self._entries[key] = entry
                 while len(self._entries) > self._max:
                     self._entries.popitem(last=False)
             self._entries.move_to_end(key)
             entry.used = now
-            if entry.assertion is not None and isinstance(identity, WorkloadIdentity):
+            if entry.assertion is not None and isinstance(identity, PodIdentity):
                 entry.assertion.update(identity.token)
             clients = entry.clients.get(vault)
             if clients is None:
                 clients = entry.clients[vault] = self._make_clients(vault, entry.credential)
+                while len(entry.clients) > MAX_VAULTS_PER_IDENTITY:
+                    entry.clients.popitem(last=False)
+            entry.clients.move_to_end(vault)
             return clients
 
     def __len__(self) -> int:

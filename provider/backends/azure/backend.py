@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from provider.backends.azure.config import AzureOptions, AzurePlan, check_plan
+from provider.backends.azure.config import AzureOptions, AzurePlan, IdentityBinding, check_plan
 from provider.backends.azure.declaration import DECLARATION
+from provider.backends.azure.tokenproxy import TokenProxy
 from provider.fanout import FanOut
 from provider.files import SecretFile
 from provider.findings import Findings
@@ -38,6 +39,7 @@ class AzureBackend:
         self.fanout = FanOut(HELPERS_PER_READ * MAX_PARALLEL, "azure-fetch")
         self._identities: IdentityCache[VaultClients] | None = None
         self._lock = threading.Lock()
+        self.token_proxy = TokenProxy(options.token_proxy)
 
     @property
     def identities(self) -> IdentityCache[VaultClients]:
@@ -55,7 +57,9 @@ class AzureBackend:
     def fetch(self, plan: AzurePlan, deadline: float) -> list[SecretFile]:
         from provider.backends.azure.fetch import fetch_files
 
+        # Before the identity cache: the first identity-binding mount may wait for the API server here.
+        route = self.token_proxy.route(deadline) if isinstance(plan.identity, IdentityBinding) else None
         # One identity for every vault of the SPC; its clients are kept per vault.
         urls = dict.fromkeys(item.vault_url for item in plan.objects)
-        clients = {url: self.identities.clients(plan.identity, plan.cloud, url) for url in urls}
+        clients = {url: self.identities.clients(plan.identity, plan.cloud, url, route) for url in urls}
         return fetch_files(plan, clients, deadline, self.fanout, MAX_PARALLEL, self.metrics)

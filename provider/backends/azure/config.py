@@ -17,10 +17,13 @@ from provider.backends.azure.declaration import (
     CLIENT_SECRET_KEY,
     DECLARATION,
     DEFAULT_CLOUD,
+    IDENTITY_BINDING_AUDIENCE,
+    IDENTITY_MODES,
     WORKLOAD_IDENTITY_AUDIENCE,
 )
 from provider.backends.azure.objects import KeyVaultObject, check_objects
-from provider.errors import ErrorKind, ProviderError, invalid
+from provider.backends.azure.tokenproxy import TokenProxySettings
+from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.findings import Findings, checked
 from provider.paths import PathClaim, path_clashes
 from provider.policy import EndpointPolicy
@@ -39,11 +42,24 @@ class AzureOptions:
     split_cert_and_key: bool = False
     default_cloud: str = DEFAULT_CLOUD
     policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    token_proxy: TokenProxySettings = field(default_factory=TokenProxySettings)
 
 
 @dataclass(frozen=True)
 class WorkloadIdentity:
     """clientID + the pod's token for api://AzureADTokenExchange, exchanged as a client assertion."""
+
+    tenant_id: str
+    client_id: str
+    namespace: str
+    service_account: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IdentityBinding:
+    """AKS identity binding (useAzureTokenProxy): clientID + the pod's token for api://AKSIdentityBinding,
+    exchanged as a client assertion through the cluster's token proxy instead of at Entra ID directly."""
 
     tenant_id: str
     client_id: str
@@ -69,7 +85,17 @@ class ManagedIdentity:
     client_id: str
 
 
-Identity = WorkloadIdentity | ServicePrincipal | ManagedIdentity
+Identity = WorkloadIdentity | IdentityBinding | ServicePrincipal | ManagedIdentity
+PodIdentity = WorkloadIdentity | IdentityBinding  # identities that carry the pod's own token
+
+
+def identity_mode(identity: Identity) -> str:
+    """The identity mode as a metric label and audit field: one of IDENTITY_MODES."""
+    return _MODES[type(identity)]
+
+
+_MODES: dict[type, str] = dict(zip((WorkloadIdentity, IdentityBinding, ServicePrincipal, ManagedIdentity),
+                                   IDENTITY_MODES, strict=True))
 
 
 @dataclass(frozen=True)
@@ -90,6 +116,10 @@ class AzurePlan:
     objects: tuple[PlannedObject, ...]
     options: AzureOptions
 
+    @property
+    def identity_mode(self) -> str:
+        return identity_mode(self.identity)
+
 
 def parse_bool(value: str, name: str, booleans: BoolSyntax = GO_BOOL) -> bool:
     """The parameter's declared booleans (Go's strconv.ParseBool, which SPCs written for the official provider
@@ -98,7 +128,7 @@ def parse_bool(value: str, name: str, booleans: BoolSyntax = GO_BOOL) -> bool:
     setting = booleans.parse(text) if text else False
     if setting is not None:
         return setting
-    raise invalid(f"failed to parse {name} flag: {text!r} is not true or false")
+    raise invalid(f"failed to parse {name} flag: {echo(text)} is not true or false")
 
 
 def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
@@ -143,14 +173,9 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
             f"set clientID, federate it with the pod's service account and add the audience "
             f"{WORKLOAD_IDENTITY_AUDIENCE} to the CSIDriver's tokenRequests"
         ))
-    if use_token_proxy:
-        findings.error(invalid(
-            "useAzureTokenProxy (AKS identity binding) is not supported by this provider: use workload "
-            f"identity (clientID and the {WORKLOAD_IDENTITY_AUDIENCE} token audience) instead"
-        ))
     if use_vm_identity:
         findings.attempt(lambda: options.policy.check_node_identity("useVMManagedIdentity"))
-    identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity))
+    identity = findings.attempt(lambda: _identity(ctx, params, tenant_id, use_vm_identity, use_token_proxy))
     objects = check_objects(ctx.parameters.get("objects", ""), findings)
     url = findings.attempt(lambda: vault_url(vault_name, cloud)) if vault_name and cloud else None
     for obj, problem in path_problems(objects):
@@ -170,8 +195,11 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
     )
 
 
-def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool) -> Identity:
+def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_vm: bool,
+              use_token_proxy: bool = False) -> Identity:
     client_id = params.get("clientID", "")
+    if use_token_proxy:
+        return _identity_binding(ctx, client_id, tenant_id)
     if use_vm:
         user_assigned = params.get("userAssignedIdentityID", "")
         if user_assigned and not _CLIENT_ID.match(user_assigned):
@@ -208,6 +236,33 @@ def _identity(ctx: MountContext, params: Mapping[str, str], tenant_id: str, use_
     return ServicePrincipal(tenant_id, secrets[CLIENT_ID_KEY].strip(), secrets[CLIENT_SECRET_KEY].strip())
 
 
+def _identity_binding(ctx: MountContext, client_id: str, tenant_id: str) -> IdentityBinding:
+    """The official provider's three checks, in its order: clientID, any tokens, the binding audience's."""
+    if not client_id:
+        raise invalid(
+            "clientID is required for identity binding (useAzureTokenProxy): set it to the client ID of the "
+            "managed identity that the cluster's identity binding maps"
+        )
+    if not _CLIENT_ID.match(client_id):
+        raise invalid("clientID must be the client ID (a GUID) of the app or managed identity")
+    add = (f"add {{audience: {IDENTITY_BINDING_AUDIENCE}}} to the CSIDriver's spec.tokenRequests")
+    if not ctx.tokens:
+        raise ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            "service account tokens are required for identity binding (useAzureTokenProxy), and the driver "
+            f"sent none; {add}",
+        )
+    token = ctx.token_for(IDENTITY_BINDING_AUDIENCE)
+    if token is None:
+        sent = ", ".join(sorted(repr(aud) for aud in ctx.tokens))
+        raise ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            f"token for audience {IDENTITY_BINDING_AUDIENCE} not found: identity binding (useAzureTokenProxy) "
+            f"exchanges the pod's service-account token for that audience (audiences sent: {sent}); {add}",
+        )
+    return IdentityBinding(tenant_id, client_id, ctx.pod.namespace, ctx.pod.service_account, token.token)
+
+
 def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, ProviderError]]:
     """Two objects on one path, or a file where another object needs a directory: found before any fetch.
     An object that keeps a history claims its file name as a directory of its own."""
@@ -215,14 +270,14 @@ def path_problems(objects: list[KeyVaultObject]) -> list[tuple[KeyVaultObject, P
     for clash in path_clashes(PathClaim(o.file_name, o, directory=o.syncs_history) for o in objects):
         holder, obj, path = clash.holder.owner, clash.claim.owner, clash.claim.path
         if clash.duplicate:
-            message = (f"{holder.describe()} and {obj.describe()} both write {path!r}; give one of them "
+            message = (f"{holder.describe()} and {obj.describe()} both write {echo(path)}; give one of them "
                        "another objectAlias")
         elif not clash.holder.directory:
-            message = (f"{holder.describe()} writes the file {holder.file_name!r}, but {obj.describe()} needs it "
-                       f"to be a directory for {path!r}")
+            message = (f"{holder.describe()} writes the file {echo(holder.file_name)}, but {obj.describe()} needs it "
+                       f"to be a directory for {echo(path)}")
         else:
-            message = (f"{holder.describe()} keeps its version history in the directory {holder.file_name!r}, "
-                       f"so {obj.describe()} cannot write {path!r} inside it")
+            message = (f"{holder.describe()} keeps its version history in the directory {echo(holder.file_name)}, "
+                       f"so {obj.describe()} cannot write {echo(path)} inside it")
         problems.append((obj, invalid(message)))
     return problems
 

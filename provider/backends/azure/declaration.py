@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from provider.backends.azure.tokenproxy import DEFAULT_PROXY_URL, IN_CLUSTER_CA_FILE
 from provider.contract import Declaration, Flag, ObjectField, Parameter
 from provider.scalars import FLAG_BOOL, GO_BOOL
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+IDENTITY_BINDING_AUDIENCE = "api://AKSIdentityBinding"
+# How a mount asks Key Vault, as the metric label and audit field (config.identity_mode).
+IDENTITY_MODES = ("workload-identity", "identity-binding", "service-principal", "managed-identity")
 DEFAULT_CLOUD = "AzurePublicCloud"
 # nodePublishSecretRef keys of a service principal; the client id identifies, the secret authenticates.
 CLIENT_ID_KEY, CLIENT_SECRET_KEY = "clientid", "clientsecret"
@@ -25,7 +29,8 @@ PARAMETERS = (
               "`tenantID` is empty.", required=True, aliases=("tenantId",),
               example="`72f988bf-86f1-41af-91ab-2d7cd011db47`"),
     Parameter("clientID", "Workload identity: the client ID of the identity federated with the pod's service "
-              "account.", default='`""`', example="`00000000-0000-0000-0000-000000000000`"),
+              "account. Identity binding: the client ID of the bound managed identity.", default='`""`',
+              example="`00000000-0000-0000-0000-000000000000`"),
     Parameter("useVMManagedIdentity", "Read with the node's managed identity (see [Identities](#identities)); refused "
               "when the operator sets `--deny-node-identity`.", default='`"false"`', example='`"true"`',
               booleans=GO_BOOL),
@@ -41,8 +46,9 @@ PARAMETERS = (
     Parameter("objects", "The objects to mount, in the official `array:` form (below).", required=True),
     Parameter("usePodIdentity", "aad-pod-identity. Retired: `\"true\"` is an error that says to use workload "
               "identity.", default='`"false"`', booleans=GO_BOOL),
-    Parameter("useAzureTokenProxy", "AKS identity binding. Not supported: `\"true\"` is an error.",
-              default='`"false"`', booleans=GO_BOOL),
+    Parameter("useAzureTokenProxy", "AKS identity binding ([below](#aks-identity-binding)): with `clientID`, the "
+              f"pod's token for `{IDENTITY_BINDING_AUDIENCE}` is exchanged through the cluster's token proxy.",
+              default='`"false"`', example='`"true"`', booleans=GO_BOOL),
     Parameter("resourceGroup", "", ignored=IGNORED_OFFICIALLY),
     Parameter("subscriptionId", "", ignored=IGNORED_OFFICIALLY),
 )
@@ -84,6 +90,13 @@ FLAGS = (
     Flag("--cloud-name", "the cloud for SPCs without cloudName: AzurePublicCloud, AzureUSGovernmentCloud, "
          "AzureChinaCloud, AzureGermanCloud or AzureStackCloud (with AZURE_ENVIRONMENT_FILEPATH)",
          default=DEFAULT_CLOUD, metavar="NAME"),
+    Flag("--token-proxy-url", "identity binding (useAzureTokenProxy): the AKS token proxy that token requests go to "
+         f"(default {DEFAULT_PROXY_URL})", default=DEFAULT_PROXY_URL, metavar="URL"),
+    Flag("--sni-name", "identity binding: the token proxy's TLS SNI name (default: computed from the API server's "
+         "certificate at the first identity-binding mount)", default="", metavar="NAME"),
+    Flag("--token-proxy-ca-file", "identity binding: the cluster CA that the token proxy's and the API server's "
+         f"certificates are checked with (default {IN_CLUSTER_CA_FILE})", default=IN_CLUSTER_CA_FILE,
+         metavar="FILE"),
 )
 POLICY_FLAGS = (
     Flag("--deny-node-identity", "refuse SPCs that ask for the node's managed identity (Azure useVMManagedIdentity)",
@@ -96,7 +109,8 @@ DECLARATION = Declaration(
     object_fields=OBJECT_FIELDS,
     flags=FLAGS,
     policy_flags=POLICY_FLAGS,
-    token_audiences=(WORKLOAD_IDENTITY_AUDIENCE, ""),
+    token_audiences=(WORKLOAD_IDENTITY_AUDIENCE, IDENTITY_BINDING_AUDIENCE, ""),
+    identity_modes=IDENTITY_MODES,
     secret_keys=(CLIENT_ID_KEY, CLIENT_SECRET_KEY),
     public_secret_keys=frozenset({CLIENT_ID_KEY, "client_id"}),
     parameter_columns=("Parameter", "Meaning", "Default", "Example"),

@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
+from provider import spcyaml
 from provider.backends.azure.declaration import DECLARATION
-from provider.errors import ProviderError, invalid
+from provider.errors import ProviderError, echo, invalid
 from provider.findings import Findings, checked
-from provider.limits import MAX_MODE
+from provider.limits import MAX_MODE, check_object_count
 from provider.paths import path_problem
 
 OBJECT_TYPES = ("secret", "key", "cert")
@@ -71,7 +72,7 @@ class KeyVaultObject:
         return self.name or f"#{self.index}"
 
     def describe(self) -> str:
-        return f"object {self.index} ({self.type or 'no type'} {self.name!r})"
+        return f"object {self.index} ({self.type or 'no type'} {echo(self.name)})"
 
     def spec(self, vault_url: str, history_index: int | None = None) -> str:
         """Canonical JSON of what the SPC asked for (and which version of a history): no secret material."""
@@ -91,7 +92,7 @@ class KeyVaultObject:
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
-class _StringLoader(yaml.SafeLoader):
+class _StringLoader(spcyaml.SpcLoader):
     """YAML with every scalar a string except null, as yaml.v3 decodes into the official string fields.
 
     So `filePermission: 0755` stays "0755" (YAML 1.1 would read octal 493) and `objectVersion: 1e3`
@@ -125,7 +126,7 @@ def _elements(raw: str) -> list[Any]:
     if not raw.strip():
         raise invalid("objects is not set: list the Key Vault objects to mount (objects: | array: ...)")
     try:
-        document = yaml.safe_load(raw)
+        document = spcyaml.load(raw)
     except RecursionError:
         raise invalid("objects nests deeper than any list of object descriptions") from None
     except yaml.YAMLError as exc:
@@ -140,6 +141,7 @@ def _elements(raw: str) -> list[Any]:
         raise invalid("objects 'array' must be a YAML list")
     if not elements:
         raise invalid("objects 'array' is empty: list at least one Key Vault object")
+    check_object_count(len(elements), "objects 'array'")
     return elements
 
 
@@ -153,7 +155,7 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
     label = f"#{index}"
     if isinstance(element, str):
         try:
-            fields = yaml.load(element, Loader=_StringLoader)
+            fields = spcyaml.load(element, _StringLoader)
         except RecursionError:
             findings.error(invalid(f"object {index} in objects nests deeper than any object description"), label)
             return None
@@ -172,10 +174,11 @@ def check_object(index: int, element: Any, findings: Findings) -> KeyVaultObject
     label = text["objectName"] or label
     for key in sorted(str(key) for key in fields if key not in KNOWN_FIELDS):
         suggestion = DECLARATION.field_suggestion(key)
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        findings.warn(f"object {index} ({text['objectName']!r}): unknown field {key!r} is ignored{hint}", label,
+        hint = f"; did you mean {echo(suggestion)}?" if suggestion else ""
+        findings.warn(f"object {index} ({echo(text['objectName'])}): unknown field {echo(key)} is ignored{hint}",
+                      label,
                       key=f"object field {key}", index=index, field=key, suggestion=suggestion)
-    what = f"object {index} ({text['objectType'].lower() or 'no type'} {text['objectName']!r})"
+    what = f"object {index} ({text['objectType'].lower() or 'no type'} {echo(text['objectName'])})"
     history = findings.attempt(lambda: _history(what, text["objectVersionHistory"]), label)
     obj = KeyVaultObject(
         index=index,
@@ -200,7 +203,8 @@ def object_problems(obj: KeyVaultObject, text: Mapping[str, str]) -> list[Provid
     what = obj.describe()
     problems: list[ProviderError] = []
     if obj.type not in OBJECT_TYPES:
-        problems.append(invalid(f"{what}: invalid objectType {text['objectType']!r}, should be secret, key or cert"))
+        problems.append(invalid(f"{what}: invalid objectType {echo(text['objectType'])}, should be secret, key "
+                                "or cert"))
     if obj.format not in FORMATS:
         problems.append(invalid(f"{what}: invalid objectFormat: {text['objectFormat']}, should be PEM or PFX"))
     elif obj.format == "pfx" and obj.type != "secret":
@@ -219,7 +223,7 @@ def object_problems(obj: KeyVaultObject, text: Mapping[str, str]) -> list[Provid
             f"{what}: objectName must be the Key Vault name of the object: 1 to 127 letters, digits and '-'"
         ))
     if not _OBJECT_VERSION.match(obj.version):
-        problems.append(invalid(f"{what}: objectVersion {obj.version!r} is not a Key Vault version id (letters and "
+        problems.append(invalid(f"{what}: objectVersion {echo(obj.version)} is not a Key Vault version id (letters and "
                                 "digits)"))
     return problems
 
@@ -229,12 +233,12 @@ def check_file_name(what: str, name: str) -> None:
     if name == "":
         raise invalid(f"{what}: file name must not be empty")
     if name.startswith("/"):
-        raise invalid(f"{what}: file name {name!r} must be a relative path")
+        raise invalid(f"{what}: file name {echo(name)} must be a relative path")
     if ".." in name:
-        raise invalid(f"{what}: file name {name!r} must not contain '..'")
+        raise invalid(f"{what}: file name {echo(name)} must not contain '..'")
     problem = path_problem(name)
     if problem:
-        raise invalid(f"{what}: file name {name!r} {problem}")
+        raise invalid(f"{what}: file name {echo(name)} {problem}")
 
 
 def _with_mode(obj: KeyVaultObject, permission: str) -> KeyVaultObject:
@@ -242,7 +246,7 @@ def _with_mode(obj: KeyVaultObject, permission: str) -> KeyVaultObject:
         return obj
     if not _OCTAL.match(permission) or int(permission, 8) > MAX_MODE:
         raise invalid(
-            f"{obj.describe()}: filePermission {permission!r} is not an octal file mode between 0000 and "
+            f"{obj.describe()}: filePermission {echo(permission)} is not an octal file mode between 0000 and "
             "0777 such as \"0644\""
         )
     return dataclasses.replace(obj, mode=int(permission, 8))

@@ -17,10 +17,12 @@ from azure.core.exceptions import (
 )
 from azure.identity import CredentialUnavailableError
 
-from provider.backends.azure.auth import TokenServiceUnavailable
+from provider.backends.azure.auth import TokenProxyUnreachable, TokenServiceUnavailable
 from provider.backends.azure.config import (
+    IDENTITY_BINDING_AUDIENCE,
     WORKLOAD_IDENTITY_AUDIENCE,
     Identity,
+    IdentityBinding,
     ManagedIdentity,
     ServicePrincipal,
     WorkloadIdentity,
@@ -72,8 +74,12 @@ def translate(exc: BaseException, what: str, operation: str, vault: str, identit
     cause = gave_up.cause if gave_up else exc
     if isinstance(cause, ProviderError):
         return cause
+    if isinstance(cause, TokenProxyUnreachable):
+        return _proxy_unreachable(cause, what)
     if isinstance(cause, TokenServiceUnavailable):
         service = "the node's managed identity endpoint (IMDS)" if isinstance(identity, ManagedIdentity) else "Entra ID"
+        if isinstance(identity, IdentityBinding):
+            service = "the AKS token proxy"
         return ProviderError(
             ErrorKind.UNAVAILABLE,
             f"{what}: {_mode(identity)} login to Entra ID failed: {service} answered HTTP {cause.status}, so it is "
@@ -102,6 +108,24 @@ def translate(exc: BaseException, what: str, operation: str, vault: str, identit
         # azure-keyvault raises ValueError when the vault's challenge does not match its host name.
         return ProviderError(ErrorKind.INVALID_ARGUMENT, f"{what}: Key Vault {vault}: {_short(cause)}")
     return ProviderError(ErrorKind.INTERNAL, f"{what}: unexpected {type(cause).__name__} from the Azure SDK")
+
+
+def _proxy_unreachable(exc: TokenProxyUnreachable, what: str) -> ProviderError:
+    route = exc.route
+    detail = _clip(redact_text(exc.detail))
+    if exc.tls:
+        # The proxy is found by its SNI name and the cluster CA: a TLS failure is a setting, not an outage.
+        return ProviderError(
+            ErrorKind.UNAUTHENTICATED,
+            f"{what}: identity binding: the TLS connection to the token proxy {route.url} with SNI name "
+            f"{route.sni_name} failed ({detail}); check --sni-name (leave it unset to compute it from the API "
+            f"server's certificate) and that --token-proxy-ca-file ({route.ca_file}) is the cluster's CA",
+        )
+    return ProviderError(
+        ErrorKind.UNAVAILABLE,
+        f"{what}: identity binding: cannot reach the token proxy {route.url} ({detail}); the driver retries the "
+        "mount; check --token-proxy-url and the API server's availability",
+    )
 
 
 def _http_failure(
@@ -158,6 +182,14 @@ def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str
             f"{WORKLOAD_IDENTITY_AUDIENCE}"
         )
         mode = "workload identity"
+    elif isinstance(identity, IdentityBinding):
+        hint = (
+            f"check that an identity binding maps managed identity {identity.client_id} to this cluster, that "
+            f"service account {identity.namespace}/{identity.service_account} may use it (a ClusterRole with "
+            f"verb use-managed-identity on cid.wi.aks.azure.com, resource {identity.client_id}, bound to it), "
+            f"and that the token's audience is {IDENTITY_BINDING_AUDIENCE}"
+        )
+        mode = "identity binding"
     elif isinstance(identity, ServicePrincipal):
         hint = f"check clientid and clientsecret in the nodePublishSecretRef Secret and tenant {identity.tenant_id}"
         mode = "service principal"
@@ -172,6 +204,8 @@ def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str
 def _mode(identity: Identity) -> str:
     if isinstance(identity, WorkloadIdentity):
         return "workload identity"
+    if isinstance(identity, IdentityBinding):
+        return "identity binding"
     return "service principal" if isinstance(identity, ServicePrincipal) else "managed identity"
 
 

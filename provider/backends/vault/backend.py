@@ -50,7 +50,7 @@ class VaultBackend:
         self.tokens = TokenCache(cache_size, metrics, now)
         self.concurrency = max(1, concurrency)
         self.sessions = SessionCache(defaults.policy, self.concurrency)
-        self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size, metrics, now),
+        self.reads = ReadState(tokens=self.tokens, leases=LeaseCache(lease_cache_size, metrics=metrics, now=now),
                                values=ValueCache(cache_ttl, metrics=metrics, now=now), token_scope=token_scope,
                                metrics=metrics, now=now)
         self.fanout = FanOut(HELPERS_PER_READ * self.concurrency, "vault-read")

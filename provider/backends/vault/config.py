@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from provider.backends.vault.declaration import (
     ADDRESS,
@@ -100,6 +101,7 @@ class VaultPlan:
     pod: PodInfo
     spc: str  # "<namespace>/<name>", for messages and logs
     driver_token: ServiceAccountToken | None = field(default=None, repr=False)
+    identity_mode: ClassVar[str] = "service-account"  # the metric label and audit field: always the pod's own
 
 
 def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | None],

@@ -146,6 +146,7 @@ DECLARATION = Declaration(
     policy_flags=POLICY_FLAGS,
     token_audiences=(DEFAULT_AUDIENCE, ""),
     audience_parameters=(AUDIENCE,),
+    identity_modes=("service-account",),
     former_fields=FORMER_FIELDS,
     parameter_columns=("Parameter", "Required", "Default", "Meaning"),
     field_columns=("Field", "Default", "Meaning"),

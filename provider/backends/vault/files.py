@@ -15,7 +15,7 @@ from typing import Any
 
 from provider.backends.vault.objects import VaultObject
 from provider.backends.vault.render import key_source, render_keys, render_object
-from provider.errors import ErrorKind, ProviderError
+from provider.errors import ErrorKind, ProviderError, echo
 from provider.files import SecretFile
 from provider.gojson import RenderError
 from provider.paths import path_problem
@@ -28,16 +28,16 @@ def object_files(obj: VaultObject, body: Mapping[str, Any]) -> list[SecretFile]:
     try:
         contents = render_object(body, obj.secret_key, obj.encoding)
     except KeyError:
-        raise ProviderError(ErrorKind.NOT_FOUND, f"object {obj.name!r}: key {obj.secret_key!r} does not exist at "
-                            f"secretPath {obj.secret_path!r}{key_hint(body, obj.secret_key)}") from None
+        raise ProviderError(ErrorKind.NOT_FOUND, f"object {echo(obj.name)}: key {echo(obj.secret_key)} does not "
+                            f"exist at secretPath {echo(obj.secret_path)}{key_hint(body, obj.secret_key)}") from None
     except RenderError as exc:
-        raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"object {obj.name!r} (secretPath {obj.secret_path!r}, "
-                            f"secretKey {obj.secret_key!r}, encoding {obj.encoding}): {exc}") from None
+        raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"object {echo(obj.name)} (secretPath {echo(obj.secret_path)}, "
+                            f"secretKey {echo(obj.secret_key)}, encoding {obj.encoding}): {exc}") from None
     return [SecretFile(path=obj.name, contents=contents, object_id=obj.name, object_spec=obj.spec, mode=obj.mode)]
 
 
 def per_key_files(obj: VaultObject, body: Mapping[str, Any]) -> list[SecretFile]:
-    what = f"object {obj.name!r} (secretPath {obj.secret_path!r}, secretKey \"*\")"
+    what = f"object {echo(obj.name)} (secretPath {echo(obj.secret_path)}, secretKey \"*\")"
     try:
         rendered = render_keys(body, obj.encoding)
     except RenderError as exc:
@@ -49,7 +49,7 @@ def per_key_files(obj: VaultObject, body: Mapping[str, Any]) -> list[SecretFile]
     for key, contents in rendered:
         problem = key_file_problem(obj.name, key)
         if problem:
-            raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"{what}: key {key!r} cannot be a file name: it "
+            raise ProviderError(ErrorKind.INVALID_ARGUMENT, f"{what}: key {echo(key)} cannot be a file name: it "
                                 f"{problem}. Rename the key in Vault, or mount it with an object of its own "
                                 "(secretKey and any objectName)")
         files.append(SecretFile(path=f"{obj.name}/{key}", contents=contents, object_id=obj.name,
@@ -64,7 +64,7 @@ def key_file_problem(directory: str, key: str) -> str | None:
     if "/" in key:
         return "contains '/'"
     if key in (".", ".."):
-        return f"is {key!r}"
+        return f"is {echo(key)}"
     return path_problem(f"{directory}/{key}")
 
 
@@ -73,4 +73,4 @@ def key_hint(body: Mapping[str, Any], key: str) -> str:
     if not isinstance(data, Mapping):
         return ""
     guess = difflib.get_close_matches(key, [str(k) for k in key_source(data)], n=1, cutoff=0.6)
-    return f"; did you mean {guess[0]!r}?" if guess else ""
+    return f"; did you mean {echo(guess[0])}?" if guess else ""

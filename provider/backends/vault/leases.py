@@ -24,6 +24,7 @@ from provider.backends.vault.client import Answer, call
 from provider.backends.vault.declaration import DECLARATION
 from provider.backends.vault.httpadapter import PooledAdapter
 from provider.backends.vault.tokens import TokenLife
+from provider.backends.vault.values import CACHE_CHARS, KEPT_CHARS, kept_size
 from provider.errors import ProviderError
 from provider.metrics import METRICS, Metrics
 
@@ -63,7 +64,7 @@ class Lease:
         return now < self.end() - min(LAST_SECONDS, 0.1 * self.first_term)
 
 
-def lease_of(body: Mapping[str, Any], creator: TokenLife, now: float) -> Lease | None:
+def lease_of(body: Mapping[str, Any], creator: TokenLife, now: float | None = None) -> Lease | None:
     """The lease a read's answer carries, or None (KV answers have no lease_id, only a refresh hint)."""
     lease_id = body.get("lease_id")
     if not isinstance(lease_id, str) or not lease_id:
@@ -74,18 +75,24 @@ def lease_of(body: Mapping[str, Any], creator: TokenLife, now: float) -> Lease |
         return None
     if seconds <= 0:
         return None
+    now = time.monotonic() if now is None else now
     return Lease(body=body, lease_id=lease_id, renewable=body.get("renewable") is True, duration=seconds,
                  lease_end=now + seconds, creator=creator, term_start=now)
 
 
 class LeaseCache:
-    """Leases by (pod login setting, request), dropped when they end; at most `size` (LRU); size <= 0 disables."""
+    """Leases by (pod login setting, request), dropped when they end; at most `size` (LRU) and `chars` of them
+    (credentials over KEPT_CHARS are not kept: the pod gets new ones at its next mount); size <= 0 disables."""
 
-    def __init__(self, size: int, metrics: Metrics = METRICS, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, size: int, chars: int = CACHE_CHARS, metrics: Metrics = METRICS,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self.size = size
+        self.chars = chars
         self.metrics = metrics
         self.now = now
         self._entries: OrderedDict[Hashable, Lease] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
+        self._kept = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Lease | None:
@@ -99,22 +106,31 @@ class LeaseCache:
                 return lease
             if lease is None:
                 return None  # not counted: most reads (KV) never have a lease
-            del self._entries[key]
+            self._drop(key)
         self.metrics.cache_lookup(BACKEND, "lease", "expired")
         return None
 
     def put(self, key: Hashable, lease: Lease) -> None:
         if self.size <= 0:
             return
+        size = kept_size(key, lease.body)
+        if size > KEPT_CHARS:
+            return
         now = self.now()
         with self._lock:
+            self._drop(key)
             self._entries[key] = lease
-            self._entries.move_to_end(key)
-            if len(self._entries) > self.size:  # ended leases first, then the least recently used
+            self._sizes[key] = size
+            self._kept += size
+            if len(self._entries) > self.size or self._kept > self.chars:  # ended leases first, then the LRU
                 for ended in [k for k, v in self._entries.items() if not v.alive(now)]:
-                    del self._entries[ended]
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                    self._drop(ended)
+            while len(self._entries) > self.size or self._kept > self.chars:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        if self._entries.pop(key, None) is not None:
+            self._kept -= self._sizes.pop(key)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -21,10 +21,10 @@ import yaml
 
 from provider.backends.vault.declaration import DECLARATION
 from provider.backends.vault.yamlcore import composed, core_value, integer, scalar_text
-from provider.errors import ProviderError, invalid
+from provider.errors import ProviderError, echo, invalid
 from provider.findings import Findings, checked
 from provider.gojson import go_json
-from provider.limits import mode_in_range
+from provider.limits import check_object_count, mode_in_range
 from provider.paths import PathClaim, path_clashes, path_problem
 from provider.plainurl import has_dot_segment
 
@@ -82,8 +82,12 @@ def check_objects(text: str, spc: str, findings: Findings) -> tuple[VaultObject,
         findings.error(exc)
         return ()
     checked = [_check_object(node, index + 1, spc, findings) for index, node in enumerate(nodes)]
-    names = [name for name, _ in checked if name]
-    duplicated = [n for i, n in enumerate(names) if n in names[:i]]
+    seen: set[str] = set()
+    duplicated: list[str] = []
+    for name, _ in checked:  # in one pass: a thousand names must not cost a million comparisons
+        if name and name in seen:
+            duplicated.append(name)
+        seen.add(name)
     if duplicated:
         findings.error(invalid(f"SecretProviderClass {spc}: each `objectName` within a SecretProviderClass must be "
                                f"unique, but the following keys were duplicated: {', '.join(duplicated)}"),
@@ -104,6 +108,7 @@ def _object_nodes(root: yaml.Node | None, spc: str) -> list[yaml.Node]:
         raise invalid(f"SecretProviderClass {spc}: 'objects' must be a YAML list of objects (lines starting '- ')")
     if not root.value:
         raise invalid(f"SecretProviderClass {spc}: 'objects' is an empty list; list at least one object")
+    check_object_count(len(root.value), f"SecretProviderClass {spc}: 'objects'")
     return list(root.value)
 
 
@@ -114,8 +119,8 @@ def _check_directories(objects: tuple[VaultObject, ...], findings: Findings) -> 
         if clash.duplicate or clash.holder.directory:
             continue
         parent, obj = clash.holder.owner, clash.claim.owner
-        findings.error(invalid(f"object {parent.name!r} writes the file {parent.name!r}, but object "
-                               f"{obj.name!r} needs {parent.name!r} to be a directory"), obj.name)
+        findings.error(invalid(f"object {echo(parent.name)} writes the file {echo(parent.name)}, but object "
+                               f"{echo(obj.name)} needs {echo(parent.name)} to be a directory"), obj.name)
 
 
 def _compose(text: str, spc: str) -> yaml.Node | None:
@@ -149,7 +154,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     for key_node, value_node in node.value:
         key = findings.attempt(functools.partial(scalar_text, key_node), label)
         if key is not None and key in given:
-            findings.error(invalid(f"{where}: field {key!r} is given twice"), label)
+            findings.error(invalid(f"{where}: field {echo(key)} is given twice"), label)
         elif key is not None:
             given[key] = value_node
 
@@ -160,7 +165,7 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     if name == "":
         findings.error(invalid(f"{where} has no objectName; it names the file in the mount"), label)
     elif name is not None:
-        where, label = f"object {name!r}", name
+        where, label = f"object {echo(name)}", name
         problem = path_problem(name)
         if problem:
             findings.error(invalid(f"{where}: objectName {problem}; it is the file's path in the mount"), label)
@@ -173,21 +178,21 @@ def _check_object(node: yaml.Node, index: int, spc: str, findings: Findings) -> 
     method_text = text_of("method")
     method = (method_text or "").upper() or "GET"
     if method_text is not None and method not in METHODS:
-        findings.error(invalid(f"{where}: method {method!r} is not supported; use one of {', '.join(METHODS)}"),
+        findings.error(invalid(f"{where}: method {echo(method)} is not supported; use one of {', '.join(METHODS)}"),
                        label)
     args = findings.attempt(lambda: _secret_args(given.get("secretArgs"), where), label)
     encoding_text = text_of("encoding")
     encoding = (encoding_text or "").lower() or "utf-8"
     if encoding_text is not None and encoding not in ENCODINGS:
-        findings.error(invalid(f"{where}: invalid encoding type {encoding!r}. Should be utf-8, base64, or hex"),
+        findings.error(invalid(f"{where}: invalid encoding type {echo(encoding)}. Should be utf-8, base64, or hex"),
                        label)
     mode = findings.attempt(lambda: _mode(given.get("filePermission"), where), label)
     secret_key = text_of("secretKey")
     request = findings.attempt(lambda: build_request(secret_path, method, args, where), label) if secret_path else None
     _warn_unknown_fields(given, label, spc, findings)
     if encoding in ENCODINGS and encoding != "utf-8" and secret_key == "":
-        findings.warn(f"encoding of object {label!r} is ignored: it has no secretKey, so "
-                      "the whole response is written", label, key=f"encoding {label}", object=label)
+        findings.warn(f"encoding of object {echo(label)} is ignored: it has no secretKey, so the whole response "
+                      "is written", label, key=f"encoding {label}", object=label)
     if findings.error_count > before or name is None or secret_path is None or secret_key is None or request is None:
         return name or "", None
     spec_fields: dict[str, Any] = {k: _string(given, k, where) for k in STRING_FIELDS if k in given}
@@ -213,8 +218,8 @@ def _warn_unknown_fields(given: dict[str, yaml.Node], label: str, spc: str, find
         if name in FIELDS:
             continue
         suggestion = DECLARATION.field_suggestion(name)
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        findings.warn(f"unknown field {name!r} of object {label!r} is ignored{hint}",
+        hint = f"; did you mean {echo(suggestion)}?" if suggestion else ""
+        findings.warn(f"unknown field {echo(name)} of object {echo(label)} is ignored{hint}",
                       label, key=f"object field {name}", object=label, field=name, suggestion=suggestion)
 
 
@@ -226,7 +231,7 @@ def build_request(secret_path: str, method: str, args: dict[str, Any] | None, wh
         raise invalid(f"{where}: secretPath {secret_path!r} has a '.' or '..' segment (also when percent-encoded); "
                       "give the Vault API path without them, e.g. secret/data/app")
     if ";" in query or _BAD_ESCAPE.search(query):
-        raise invalid(f"{where}: failed to parse query parameters from secretPath {secret_path!r}: use "
+        raise invalid(f"{where}: failed to parse query parameters from secretPath {echo(secret_path)}: use "
                       "key=value pairs joined by '&', with %XX escapes")
     params = sorted(parse_qsl(query, keep_blank_values=True), key=lambda pair: pair[0])
     return ReadRequest(

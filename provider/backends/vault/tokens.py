@@ -24,6 +24,9 @@ from provider.metrics import METRICS, Metrics
 BACKEND = DECLARATION.name  # the metrics label
 RENEW_AT = 0.8  # share of a token's TTL after which the cache no longer hands it out
 NO_TTL_SECONDS = 24 * 3600.0  # how long a token without a TTL is kept
+# Keys are made of SPC parameters; a login setting longer than this (real ones are a few hundred
+# characters) is not kept, so the cache's size is bounded by count times this.
+MAX_KEY_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class TokenCache:
 
     def put(self, key: TokenKey, token: str, ttl: float, renewable: bool = False) -> TokenLife:
         life = TokenLife(token, ttl, renewable, granted=self.now())
-        if self.size <= 0:
+        if self.size <= 0 or not _keepable(key):
             return life
         with self._lock:
             self._entries[key] = life
@@ -111,7 +114,13 @@ class TokenCache:
 
     def lock_for(self, key: TokenKey) -> threading.Lock:
         """The lock serialising logins of one identity, so parallel mounts of a pod log in once."""
+        if not _keepable(key):
+            return threading.Lock()  # such a key is never kept, so there is nothing to share
         with self._lock:
             if len(self._locks) > 4 * max(self.size, 64):
                 self._locks = {k: v for k, v in self._locks.items() if v.locked() or k in self._entries}
             return self._locks.setdefault(key, threading.Lock())
+
+
+def _keepable(key: TokenKey) -> bool:
+    return sum(len(part) for part in vars(key).values()) <= MAX_KEY_CHARS

@@ -9,6 +9,7 @@ so a denied identity is asked for again every time.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -22,6 +23,10 @@ from provider.metrics import METRICS, Metrics
 
 BACKEND = DECLARATION.name  # the metrics label
 CACHEABLE_METHODS = frozenset({"GET", "LIST"})
+# Bounded by size as well as by count: an answer (with its key) over KEPT_CHARS is not kept, and all kept
+# answers together stay under CACHE_CHARS, whatever the secrets written to Vault.
+KEPT_CHARS = 64 * 1024
+CACHE_CHARS = 16 * 1024 * 1024
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -38,22 +43,31 @@ def parse_duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def kept_size(key: Hashable, body: Mapping[str, Any]) -> int:
+    """About the memory a kept answer takes: its key and its JSON, in characters."""
+    return len(repr(key)) + len(json.dumps(body, default=str))
+
+
 @dataclass
 class _Entry:
     body: Mapping[str, Any] = field(repr=False)
     until: float
+    size: int = 0
 
 
 class ValueCache:
-    """Bodies by (identity, request) for `ttl` seconds; at most `size` kept; ttl <= 0 disables it."""
+    """Bodies by (identity, request) for `ttl` seconds; at most `size` kept, and `chars` of them; ttl <= 0
+    disables it."""
 
-    def __init__(self, ttl: float, size: int = 4096, metrics: Metrics = METRICS,
+    def __init__(self, ttl: float, size: int = 4096, chars: int = CACHE_CHARS, metrics: Metrics = METRICS,
                  now: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.size = size
+        self.chars = chars
         self.metrics = metrics
         self.now = now
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._kept = 0
         self._lock = threading.Lock()
 
     @property
@@ -70,18 +84,31 @@ class ValueCache:
                 self.metrics.cache_lookup(BACKEND, "value", "hit")
                 return entry.body
             if entry is not None:
-                del self._entries[key]
+                self._drop(key)
         self.metrics.cache_lookup(BACKEND, "value", "expired" if entry is not None else "miss")
         return None
 
     def put(self, key: Hashable, body: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
+        size = kept_size(key, body)
+        if size > KEPT_CHARS:
+            return
         with self._lock:
-            self._entries[key] = _Entry(body, self.now() + self.ttl)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._drop(key)
+            self._entries[key] = _Entry(body, self.now() + self.ttl, size)
+            self._kept += size
+            while len(self._entries) > self.size or self._kept > self.chars:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._kept -= entry.size
+
+    @property
+    def kept_chars(self) -> int:
+        return self._kept
 
     def __len__(self) -> int:
         return len(self._entries)

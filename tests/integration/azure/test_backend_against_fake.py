@@ -32,8 +32,8 @@ def mount(backend: AzureBackend, world: World, params: Mapping[str, str], object
           tokens: Mapping[str, str] | None = None, budget: float = 30.0) -> list[SecretFile]:
     """One Mount, as the server runs it: the driver's request → plan → fetch."""
     pod = pod or world.pod()
-    if tokens is None and "clientID" in params:
-        tokens = {EXCHANGE_AUDIENCE: world.pod_token(pod)}
+    if tokens is None:
+        tokens = world.tokens_for(params, pod)
     request = build_mount_request(spc("spc", params, objects), pod, tokens=tokens, secrets=secrets)
     ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
     return backend.fetch(plan_mount(backend, ctx), time.monotonic() + budget)

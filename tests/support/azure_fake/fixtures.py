@@ -14,7 +14,6 @@ from provider._proto import v1alpha1_pb2 as pb
 from provider.localdriver import PodIdentity, build_mount_request, call_mount, check_response
 from tests.support.azure_fake import sandbox
 from tests.support.azure_fake.daemon import SandboxedDaemon
-from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
 from tests.support.azure_fake.resolver import resolve_to_fake
 from tests.support.azure_fake.server import IMDS_HOST, AzureFake
 from tests.support.azure_fake.world import World, build_world, spc
@@ -71,8 +70,8 @@ class Mounts:
                 pod: PodIdentity | None = None, secrets: Mapping[str, str] | None = None,
                 tokens: Mapping[str, str] | None = None, permission: int = 0o644) -> pb.MountRequest:
         pod = pod or self.world.pod()
-        if tokens is None and "clientID" in parameters:
-            tokens = {EXCHANGE_AUDIENCE: self.world.pod_token(pod)}
+        if tokens is None:
+            tokens = self.world.tokens_for(parameters, pod)
         return build_mount_request(spc("azure-spc", parameters, objects), pod, tokens=tokens, secrets=secrets,
                                    permission=permission)
 

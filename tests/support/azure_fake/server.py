@@ -2,7 +2,8 @@
 
 It listens on 127.0.0.1 (a free port) and, for a daemon in a private network namespace, optionally on a
 unix socket that the namespace's 127.0.0.1:443 is relayed to. Requests are routed by Host header and
-path, the way the real services' host names split them.
+path, the way the real services' host names split them, except that the AKS cluster's API server and
+identity-binding token proxy (cluster.py) are told apart, as on AKS, by the TLS SNI name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.support.azure_fake.cluster import API_SERVER_HOST, FakeCluster
 from tests.support.azure_fake.entra import Directory, EntraError
 from tests.support.azure_fake.keyvault import FakeCloud, KeyVaultApi, Reply, dumps, error
 from tests.support.azure_fake.pki import TestCA
@@ -69,6 +71,7 @@ class Record:
     client_id: str = ""
     authorized: bool = False
     at: float = field(default_factory=time.monotonic)
+    face: str = ""  # the cluster's "apiserver" or "proxy" (picked by SNI), "" for the rest of the fake
 
 
 class AzureFake:
@@ -88,6 +91,8 @@ class AzureFake:
         self.ca = TestCA(workdir / "tls", sans)
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tls.load_cert_chain(self.ca.cert_file, self.ca.key_file)
+        self.cluster = FakeCluster(self.directory, workdir / "cluster")
+        self._tls.sni_callback = self._pick_certificate
         self._servers: list[socketserver.BaseServer] = []
         self._unix_dir: str | None = None
         self.port = 0
@@ -111,7 +116,7 @@ class AzureFake:
 
     def hostnames(self) -> list[str]:
         """Every name this fake answers for: the vaults, the Entra ID hosts, the IMDS stand-in."""
-        return sorted({*self.vaults, "login.windows.net", IMDS_HOST, *(c.login_host for c in CLOUDS)})
+        return sorted({*self.vaults, "login.windows.net", IMDS_HOST, API_SERVER_HOST, *(c.login_host for c in CLOUDS)})
 
     def serves(self, host: str) -> bool:
         return host.lower() in self.hostnames()
@@ -175,8 +180,14 @@ class AzureFake:
         return Handler
 
     # ----------------------------------------------------------------------------- routing
+    def _pick_certificate(self, tls: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                          _context: ssl.SSLContext) -> None:
+        cluster_context = self.cluster.context_for(server_name)
+        if cluster_context is not None:
+            tls.context = cluster_context
+
     def route(self, method: str, host: str, path: str, query: dict[str, str], headers: dict[str, str],
-              form: dict[str, str]) -> Reply:
+              form: dict[str, str], face: str = "") -> Reply:
         with self._lock:
             fault = next((f for f in self.faults if f.matches(host, path)), None)
             if fault is not None:
@@ -187,6 +198,8 @@ class AzureFake:
                 extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 code = "Throttled" if fault.status == 429 else "InternalServerError"
                 return error(fault.status, code, f"injected {fault.status}", headers=extra)
+        if face:
+            return self.cluster.answer(face, method, path, form, self._resources(), _TOKEN_PATH)
         if path == "/metadata/identity/oauth2/token":
             return self._imds(query, headers)
         discovery = _DISCOVERY_PATH.match(path)
@@ -241,6 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         # The TLS handshake runs in the connection's own thread, not in the accept loop.
         self.request = self.server.tls.wrap_socket(self.request, server_side=True)  # type: ignore[attr-defined]
+        self.face = self.fake.cluster.face_of(self.request.context)
         super().setup()
 
     def do_GET(self) -> None:
@@ -258,10 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
         form = dict(parse_qsl(raw.decode(errors="replace"))) if method == "POST" else {}
         host = headers.get("host", "")
         generation = self.fake.generation
-        reply = self.fake.route(method, host, parts.path, query, headers, form)
+        reply = self.fake.route(method, host, parts.path, query, headers, form, self.face)
         self.fake.record(generation, Record(method, host, parts.path, reply.status,
                                             form.get("client_id") or query.get("client_id", ""),
-                                            "authorization" in headers))
+                                            "authorization" in headers, face=self.face))
         body = dumps(reply.body)
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -1,5 +1,6 @@
 """A ready-made Azure for the tests: one tenant with a service principal, a workload identity federated
-with a Kubernetes issuer the tests own, managed identities, and helpers that write SPCs the official way."""
+with a Kubernetes issuer the tests own, a managed identity bound to the AKS cluster (identity binding),
+managed identities of the node, and helpers that write SPCs the official way."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provider.localdriver import PodIdentity
+from tests.support.azure_fake.cluster import BINDING_AUDIENCE
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE, App
 from tests.support.azure_fake.keyvault import FakeCloud
 from tests.support.azure_fake.server import PUBLIC, AzureFake
@@ -28,6 +30,7 @@ class World:
     wi: App
     system_identity: App
     user_identity: App
+    ib: App  # bound to the cluster for NAMESPACE/SERVICE_ACCOUNT (identity binding)
 
     @property
     def tenant_id(self) -> str:
@@ -36,7 +39,7 @@ class World:
     def vault(self, name: str, cloud: FakeCloud = PUBLIC) -> Vault:
         """A new vault every identity of the world may read."""
         vault = self.fake.add_vault(name, cloud)
-        for app in (self.sp, self.wi, self.system_identity, self.user_identity):
+        for app in (self.sp, self.wi, self.system_identity, self.user_identity, self.ib):
             vault.grant(app.principal_id)
         return vault
 
@@ -51,6 +54,17 @@ class World:
         """SPC parameters for workload identity."""
         return {"keyvaultName": vault, "tenantID": self.tenant_id, "clientID": self.wi.client_id, **extra}
 
+    def binding(self, vault: str, **extra: str) -> dict[str, str]:
+        """SPC parameters for identity binding, as the official provider's docs write them."""
+        return {"useAzureTokenProxy": "true", "keyvaultName": vault, "tenantId": self.tenant_id,
+                "clientID": self.ib.client_id, **extra}
+
+    def tokens_for(self, parameters: Mapping[str, str], pod: PodIdentity) -> dict[str, str] | None:
+        """The tokens a CSIDriver with both Azure audiences sends, when the SPC names a client."""
+        if "clientID" not in parameters:
+            return None
+        return {EXCHANGE_AUDIENCE: self.pod_token(pod), BINDING_AUDIENCE: self.pod_token(pod, BINDING_AUDIENCE)}
+
     def sp_secrets(self) -> dict[str, str]:
         return {"clientid": self.sp.client_id, "clientsecret": self.sp_secret}
 
@@ -62,8 +76,10 @@ def build_world(fake: AzureFake) -> World:
     sp = fake.directory.add_app(secret=sp_secret)
     wi = fake.directory.add_app()
     fake.directory.federate(wi, issuer.issuer, f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}")
+    ib = fake.directory.add_app()
+    fake.cluster.bind(ib, NAMESPACE, SERVICE_ACCOUNT)
     return World(fake, issuer, sp, sp_secret, wi, fake.directory.add_system_identity(),
-                 fake.directory.add_user_identity())
+                 fake.directory.add_user_identity(), ib)
 
 
 def objects_param(*objects: Mapping[str, Any] | str) -> str:

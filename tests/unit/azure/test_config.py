@@ -9,19 +9,23 @@ from pathlib import Path
 import pytest
 
 from provider.backends.azure.config import (
+    IDENTITY_MODES,
     AzureOptions,
+    IdentityBinding,
     ManagedIdentity,
     ServicePrincipal,
     WorkloadIdentity,
     build_plan,
     parse_bool,
 )
+from provider.backends.azure.declaration import DECLARATION
 from provider.errors import ErrorKind, ProviderError
 from provider.policy import EndpointPolicy
 from provider.request import MountContext, parse_mount_request
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 AUDIENCE = "api://AzureADTokenExchange"
+BINDING = "api://AKSIdentityBinding"
 POD = {"csi.storage.k8s.io/pod.name": "app", "csi.storage.k8s.io/pod.namespace": "team",
        "csi.storage.k8s.io/pod.uid": "uid-1", "csi.storage.k8s.io/serviceAccount.name": "app-sa"}
 OBJECTS = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n"
@@ -66,8 +70,16 @@ def plan_error(ctx: MountContext, options: AzureOptions | None = None) -> Provid
          "only one identity mode can be enabled at a time"),
         (None, base(usePodIdentity="true"), None, ErrorKind.INVALID_ARGUMENT,
          "usePodIdentity (aad-pod-identity) is retired and not supported: use workload identity"),
-        (None, base(useAzureTokenProxy="true", clientID="c"), None, ErrorKind.INVALID_ARGUMENT,
-         "useAzureTokenProxy (AKS identity binding) is not supported"),
+        (None, base(useAzureTokenProxy="true", useVMManagedIdentity="true", clientID="c"), None,
+         ErrorKind.INVALID_ARGUMENT, "only one identity mode can be enabled at a time"),
+        # identity binding (the official provider's three checks, in its order)
+        (None, base(useAzureTokenProxy="true"), SP_SECRETS, ErrorKind.INVALID_ARGUMENT,
+         "clientID is required for identity binding (useAzureTokenProxy): set it to the client ID"),
+        (None, base(useAzureTokenProxy="true", clientID="c/d"), None, ErrorKind.INVALID_ARGUMENT,
+         "clientID must be the client ID"),
+        (None, base(useAzureTokenProxy="true", clientID="c"), SP_SECRETS, ErrorKind.UNAUTHENTICATED,
+         "service account tokens are required for identity binding (useAzureTokenProxy), and the driver sent none; "
+         "add {audience: api://AKSIdentityBinding} to the CSIDriver's spec.tokenRequests"),
         (None, base(cloudName="AzureCloud1"), None, ErrorKind.INVALID_ARGUMENT,
          "cloudName 'AzureCloud1' is not valid"),
         (None, base(cloudName="AzureStackCloud"), None, ErrorKind.INVALID_ARGUMENT,
@@ -107,6 +119,19 @@ def test_plan_errors(pod: dict[str, str] | None, params: dict[str, str], secrets
     assert message in error.message
 
 
+def test_identity_binding_without_a_token_for_its_audience() -> None:
+    error = plan_error(context(base(useAzureTokenProxy="true", clientID="c"), tokens={AUDIENCE: "wi-jwt"}))
+    assert error.kind is ErrorKind.UNAUTHENTICATED
+    assert error.message.startswith("token for audience api://AKSIdentityBinding not found: identity binding")
+    assert "(audiences sent: 'api://AzureADTokenExchange')" in error.message
+
+
+def test_identity_modes_are_metric_label_values() -> None:
+    assert set(IDENTITY_MODES) <= set(DECLARATION.identity_modes)
+    plan = build_plan(context(base(useAzureTokenProxy="true", clientID="c"), tokens={BINDING: "j"}), AzureOptions())
+    assert plan.identity_mode == "identity-binding"
+
+
 def test_tenant_id_is_read_before_the_deprecated_tenantId() -> None:
     plan = build_plan(context(base(tenantID="new", tenantId="old"), secrets=SP_SECRETS), AzureOptions())
     assert plan.identity.tenant_id == "new"
@@ -127,6 +152,14 @@ def test_tenant_id_is_read_before_the_deprecated_tenantId() -> None:
         (base(useVMManagedIdentity="True", userAssignedIdentityID="uami-client"), None, None,
          ManagedIdentity(TENANT, "uami-client")),
         (base(useVMManagedIdentity="1", clientID="ignored"), None, None, ManagedIdentity(TENANT, "")),
+        # identity binding: its own audience's token; a nodePublishSecretRef and other tokens are ignored
+        (base(useAzureTokenProxy="true", clientID="ib-client"), SP_SECRETS, {BINDING: "pod-jwt", AUDIENCE: "wi"},
+         IdentityBinding(TENANT, "ib-client", "team", "app-sa", "pod-jwt")),
+        (base(useAzureTokenProxy=" True ", useVMManagedIdentity="false", clientID="ib"), None, {BINDING: "j"},
+         IdentityBinding(TENANT, "ib", "team", "app-sa", "j")),
+        # off: the binding audience alone is not workload identity's
+        (base(useAzureTokenProxy="0", clientID="wi-client"), None, {AUDIENCE: "pod-jwt", BINDING: "other"},
+         WorkloadIdentity(TENANT, "wi-client", "team", "app-sa", "pod-jwt")),
     ],
 )
 def test_identity_selection(params: dict[str, str], secrets: dict[str, str] | None, tokens: dict[str, str] | None,
@@ -139,6 +172,9 @@ def test_secrets_and_tokens_never_show_in_the_plan_repr() -> None:
     assert "pod-jwt-marker" not in repr(plan)
     plan = build_plan(context(base(), secrets=SP_SECRETS), AzureOptions())
     assert "sp-secret-value" not in repr(plan)
+    plan = build_plan(context(base(useAzureTokenProxy="true", clientID="c"), tokens={BINDING: "ib-jwt-marker"}),
+                      AzureOptions())
+    assert "ib-jwt-marker" not in repr(plan)
 
 
 @pytest.mark.parametrize(

@@ -136,7 +136,7 @@ def test_extending_a_due_lease(lease_seconds: float, renewable: bool, token_ttl:
 def test_leases_end_by_age_and_by_the_size_bound() -> None:
     clock = FakeClock()
     metrics = Metrics(CollectorRegistry())
-    cache = LeaseCache(2, metrics, clock)
+    cache = LeaseCache(2, metrics=metrics, now=clock)
     short = Lease(body={}, lease_id="a", renewable=False, duration=0.3, lease_end=clock() + 0.3,
                   creator=TokenLife("t", 0, granted=clock()), term_start=clock())
     cache.put("short", short)
