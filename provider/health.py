@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 def split_address(address: str) -> tuple[str, int]:
     """`HOST:PORT` or `:PORT` (all interfaces, for probes that come to the pod IP)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"address {address!r} must be HOST:PORT or :PORT")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {address!r} must be HOST:PORT or :PORT, with a port from 0 to 65535")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

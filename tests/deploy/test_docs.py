@@ -77,7 +77,8 @@ def test_links_into_the_operator_docs_name_real_sections() -> None:
 
 
 # Callables whose argument at this index is an error message that reaches the user.
-MESSAGE_ARGUMENT = {"ProviderError": 1, "invalid": 0, "ContentError": 0, "MaterialError": 0, "RenderError": 0}
+MESSAGE_ARGUMENT = {"ProviderError": 1, "invalid": 0, "ContentError": 0, "MaterialError": 0, "RenderError": 0,
+                    "StartupError": 0}
 
 
 def _message_fragments() -> dict[str, list[str]]:
