@@ -18,6 +18,8 @@ from provider.output import VersionKey
 
 # sun_path holds 108 bytes, the last of them the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
+# How long a socket left at our path may take to accept a connection before it counts as stale.
+LIVE_SOCKET_PROBE_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -58,7 +60,7 @@ def check_provider_dir(path: str) -> None:
 
 
 def check_socket_path(path: str) -> None:
-    """Refuse a path too long to bind; remove what a previous run left there."""
+    """Refuse a path too long to bind or taken by a running provider; remove what a stopped one left."""
     size = len(os.fsencode(path))
     if size > MAX_SOCKET_PATH_BYTES:
         raise StartupError(
@@ -71,13 +73,36 @@ def check_socket_path(path: str) -> None:
         return
     if stat.S_ISDIR(mode):
         raise StartupError(f"cannot listen on {path}: it is a directory; remove it")
-    # A socket or a file a previous run left behind.
+    if stat.S_ISSOCK(mode) and socket_answers(path):
+        raise StartupError(
+            f"{path} is the socket of a running provider (it accepts connections); stop that provider first, "
+            "or give this one another --provider-dir"
+        )
+    # A socket nobody listens on, or a file a crash left behind: ours to replace.
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
     except OSError as exc:
         raise StartupError(f"cannot remove the stale {path}: {_cause(exc)}; remove it by hand") from None
+
+
+def socket_answers(path: str) -> bool:
+    """True when something accepts connections on the unix socket at path."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(LIVE_SOCKET_PROBE_SECONDS)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except PermissionError:
+            raise StartupError(
+                f"{path} exists and {_uid()} may not connect to it to see whether a provider serves it; stop "
+                "the provider that owns it, or remove the file"
+            ) from None
+        except TimeoutError:
+            return True  # a full backlog: busy, not dead
+        return True
 
 
 def load_version_key(path: str) -> VersionKey:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import time
 from collections.abc import Mapping
 from concurrent import futures
@@ -130,6 +131,7 @@ class BackendSocket:
     path: str
     server: grpc.Server
     health: health.HealthServicer
+    identity: tuple[int, int]  # (st_dev, st_ino) of the socket this process created at path
 
 
 class ProviderDaemon:
@@ -173,23 +175,30 @@ class ProviderDaemon:
         pb_grpc.add_CSIDriverProviderServicer_to_server(MountServicer(backend, self.version_key, self.audit), server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        # The socket is created under a 0077 umask so it is never, even briefly, open to others.
+        # gRPC binds a path it will unlink, whatever is there by then, when it stops: it binds a private
+        # name, and the socket is renamed into place, ready and 0600, so stopping never removes a socket
+        # another process put at the public path. The 0077 umask keeps it private even before the chmod.
+        staging = staging_path(path)
         previous = os.umask(0o077)
         try:
-            server.add_insecure_port(f"unix:{path}")
+            server.add_insecure_port(f"unix:{staging}")
             server.start()
-        except RuntimeError:
+            os.chmod(staging, 0o600)
+            os.rename(staging, path)
+        except (RuntimeError, OSError) as exc:
             server.stop(None)
-            raise StartupError(
-                f"cannot listen on {path}: gRPC could not bind it (set GRPC_VERBOSITY=debug for its reason)"
-            ) from None
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            cause = (exc.strerror or str(exc) if isinstance(exc, OSError)
+                     else "gRPC could not bind it (set GRPC_VERBOSITY=debug for its reason)")
+            raise StartupError(f"cannot listen on {path}: {cause}") from None
         finally:
             os.umask(previous)
-        os.chmod(path, 0o600)
+        identity = os.lstat(path)
         for service in ("", SERVICE_NAME):
             health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("listening", extra={"fields": {"backend": name, "socket": path}})
-        return BackendSocket(backend, path, server, health_servicer)
+        return BackendSocket(backend, path, server, health_servicer, (identity.st_dev, identity.st_ino))
 
     def healthy(self, timeout: float = 2.0) -> dict[str, bool]:
         """Each socket's answer to a gRPC health check made over the socket itself."""
@@ -207,10 +216,25 @@ class ProviderDaemon:
         log.info("stopped", extra={"fields": {"sockets": [s.path for s in self.sockets]}})
 
     def _close_sockets(self) -> None:
+        """Remove each socket this process created; a path another process has bound since is left alone."""
         for s in self.sockets:
             s.server.stop(None)
+            try:
+                now = os.lstat(s.path)
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != s.identity:
+                log.warning("socket replaced by another process; left in place",
+                            extra={"fields": {"socket": s.path}})
+                continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(s.path)
+
+
+def staging_path(path: str) -> str:
+    """A fresh hidden name beside path, no longer than it (so it fits wherever path fits)."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, "." + secrets.token_hex(len(name))[: len(name) - 1])
 
 
 def socket_is_serving(path: str, timeout: float) -> bool:
