@@ -18,7 +18,7 @@ import yaml
 from provider import __version__
 from provider._proto import v1alpha1_pb2 as pb
 from provider.backends import BACKEND_MODULES, Backend, add_backend_arguments, create_backend
-from provider.health import HealthServer, split_address, start_metrics_server
+from provider.health import EndpointServer, health_route, metrics_route, split_address
 from provider.localdriver import (
     DriverRejection,
     PodIdentity,
@@ -188,7 +188,7 @@ def serve_command(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        daemon, health = start_serving(args)
+        daemon, endpoints = start_serving(args)
     except StartupError as exc:
         print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -200,8 +200,8 @@ def serve_command(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
     log.info("shutting down", extra={"fields": {"graceSeconds": args.grace_seconds}})
-    if health:
-        health.stop()
+    for endpoint in endpoints:
+        endpoint.stop()
     daemon.stop(args.grace_seconds)
     # Mounts still running after the grace period have had their error answer; their threads may wait on a
     # backend for a whole request timeout and would hold up the interpreter's exit past kubelet's grace
@@ -211,7 +211,7 @@ def serve_command(args: argparse.Namespace) -> int:
     os._exit(0)
 
 
-def start_serving(args: argparse.Namespace) -> tuple[ProviderDaemon, HealthServer | None]:
+def start_serving(args: argparse.Namespace) -> tuple[ProviderDaemon, list[EndpointServer]]:
     """Everything `serve` needs, checked and bound in an order that leaves nothing behind on failure:
     flags and files first, then the HTTP ports, then the sockets the driver sees. Raises StartupError."""
     if not args.allowed_vault_addresses:
@@ -223,27 +223,26 @@ def start_serving(args: argparse.Namespace) -> tuple[ProviderDaemon, HealthServe
     version_key = load_version_key(args.version_key_file)
     audit = open_audit_log(args.audit_log)
     daemon = ProviderDaemon(args.provider_dir, backends, version_key, audit, max_workers=args.max_concurrent_mounts)
-    health: HealthServer | None = None
+    endpoints: list[EndpointServer] = []
     try:
-        if args.health_addr:
-            try:
-                health = HealthServer(args.health_addr, daemon.healthy)
-            except OSError as exc:
-                raise address_error("--health-addr", args.health_addr, exc) from None
-        if args.metrics_addr:
-            try:
-                start_metrics_server(args.metrics_addr)
-            except OSError as exc:
-                raise address_error("--metrics-addr", args.metrics_addr, exc) from None
+        for flag, address, name, routes in (
+            ("--health-addr", args.health_addr, "health", {"/healthz": health_route(daemon.healthy)}),
+            ("--metrics-addr", args.metrics_addr, "metrics", {"/metrics": metrics_route()}),
+        ):
+            if address:
+                try:
+                    endpoints.append(EndpointServer(address, routes, name))
+                except OSError as exc:
+                    raise address_error(flag, address, exc) from None
         daemon.start()
     except BaseException:
-        if health:
-            health.stop()
+        for endpoint in endpoints:
+            endpoint.stop()
         audit.close()
         raise
-    if health:
-        health.start()
-    return daemon, health
+    for endpoint in endpoints:
+        endpoint.start()
+    return daemon, endpoints
 
 
 def mount_command(args: argparse.Namespace) -> int:

@@ -116,3 +116,13 @@ def test_every_error_message_is_in_troubleshooting() -> None:
     }
     missing = {where: parts for where, parts in missing.items() if parts}
     assert not missing, "docs/troubleshooting.md does not explain these messages: " + repr(missing)
+
+
+def test_endpoint_limits_in_the_docs_are_the_code_defaults() -> None:
+    from provider import health
+
+    text = " ".join((DOCS / "metrics.md").read_text().split())
+    assert f"{health.HEAD_SECONDS:g} seconds from connecting" in text
+    assert f"up to {health.MAX_HEAD_BYTES // 1024} KiB" in text
+    assert f"at most {health.MAX_CONNECTIONS} connections per endpoint" in text
+    assert {2: "two"}[health.ANSWER_THREADS] + " threads per endpoint" in text
