@@ -114,7 +114,12 @@ class EndpointServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except Exception:
+            log.exception("endpoint stopped serving", extra={"fields": {"endpoint": self.name}})
+        finally:
+            self._ready.set()  # start() must not wait for a loop that has died
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
