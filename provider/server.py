@@ -2,7 +2,8 @@
 
 The server knows nothing of Vault or Azure. A Mount is one pass: request → backend.plan → backend.fetch
 → output. ProviderError is caught here and only here, and becomes the gRPC status; anything else is a
-bug, logged with its traceback and answered INTERNAL without one.
+bug, logged with its traceback and answered INTERNAL without one. Every failure is sent with
+`context.abort` (trailers-only), the only form the driver's gRPC client retries.
 """
 
 from __future__ import annotations
@@ -91,9 +92,10 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         MOUNT_SECONDS.labels(name, kind).observe(elapsed)
         self._report(ctx, records, error, elapsed)
         if error is not None:
-            context.set_code(error.status_code)
-            context.set_details(redact_text(error.message))  # a backend's words may repeat a credential
-            return pb.MountResponse()
+            # abort, not set_code + return: only a status without headers or a message ("trailers-only")
+            # leaves the call uncommitted, so the driver's retry policy can act on UNAVAILABLE.
+            # The details are redacted: a backend's words may repeat a credential. abort raises.
+            context.abort(error.status_code, redact_text(error.message))
         return response
 
     def _report(
