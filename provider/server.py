@@ -2,7 +2,8 @@
 
 The server knows nothing of Vault or Azure. A Mount is one pass: request → backend.plan → backend.fetch
 → output. ProviderError is caught here and only here, and becomes the gRPC status; anything else is a
-bug, logged with its traceback and answered INTERNAL without one.
+bug, logged with its traceback and answered INTERNAL without one. Every failure is sent with
+`context.abort` (trailers-only), the only form the driver's gRPC client retries.
 """
 
 from __future__ import annotations
@@ -115,9 +116,9 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         details = bounded(redact_text(error.message)) if error is not None else ""
         self._report(ctx, records, error, details, elapsed, mode)
         if error is not None:
-            context.set_code(error.status_code)
-            context.set_details(details)
-            return pb.MountResponse()
+            # abort, not set_code + return: only a status without headers or a message ("trailers-only")
+            # leaves the call uncommitted, so the driver's retry policy can act on UNAVAILABLE. abort raises.
+            context.abort(error.status_code, details)
         return response
 
     def _report(self, ctx: MountContext | None, records: list[ObjectRecord], error: ProviderError | None,

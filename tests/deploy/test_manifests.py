@@ -302,6 +302,24 @@ def test_daemonset_security_settings() -> None:
     assert all("/var/lib/kubelet" not in p for p in hostpaths)
 
 
+def test_daemonset_allows_exactly_its_read_only_tls_directory() -> None:
+    """SPCs written for the official Vault provider name /mnt/tls/ca.crt: that directory is mounted from an
+    optional Secret and ConfigMap (so the DaemonSet starts without them) and is --allowed-files-dir."""
+    from provider.policy import DEPLOY_FILES_DIR
+
+    daemonset = _daemonset()
+    allowed = _arg(daemonset, "--allowed-files-dir")
+    assert allowed == DEPLOY_FILES_DIR == "/mnt/tls"
+    (mount,) = [m for m in _container(daemonset)["volumeMounts"] if m["mountPath"] == allowed]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in _pod(daemonset)["volumes"] if v["name"] == mount["name"]]
+    sources = volume["projected"]["sources"]
+    assert {kind for source in sources for kind in source} == {"secret", "configMap"}
+    assert all(source[kind]["optional"] is True for source in sources for kind in source)
+    assert {source[kind]["name"] for source in sources for kind in source} == {"secrets-store-csi-provider-tls"}
+    assert volume["projected"]["defaultMode"] == 0o400  # a client key may be among them
+
+
 def test_daemonset_writable_paths_are_volumes() -> None:
     container = _container(_daemonset())
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}

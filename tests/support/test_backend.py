@@ -4,6 +4,7 @@ Parameters:
   objects          YAML list of {objectName, path (default objectName), value | valueBase64, repeat, filePermission}
   delaySeconds     sleep this long in fetch, inside the deadline
   failWith         an ErrorKind name: fail the mount with it
+  crash            "true": raise an unexpected exception (a bug), which the server answers INTERNAL
   requireAudience  fail UNAUTHENTICATED unless the driver sent a token for this audience
   echoPod          "true": add a file `pod-info` with the pod's namespace/name/uid/service account
   echoSecret       a nodePublishSecretRef key whose raw value becomes the file `secret-value`
@@ -39,6 +40,8 @@ class ScriptedBackend:
         params = ctx.parameters
         if params.get("failWith"):
             raise ProviderError(ErrorKind[params["failWith"]], f"planted {params['failWith']} failure")
+        if params.get("crash") == "true":
+            raise RuntimeError("planted bug in the test backend")
         audience = params.get("requireAudience")
         if audience is not None and ctx.token_for(audience) is None:
             raise ProviderError(ErrorKind.UNAUTHENTICATED, f"no service-account token for audience {audience!r}")
