@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import yaml
@@ -21,7 +21,7 @@ from provider.audit import AuditLog
 from provider.backends import BACKEND_MODULES, add_backend_arguments, create_backend, declarations
 from provider.contract import Backend
 from provider.files import VersionKey
-from provider.health import HealthServer, start_metrics_server
+from provider.health import EndpointServer, health_route, metrics_route, split_address
 from provider.localdriver import (
     DriverRejection,
     PodIdentity,
@@ -33,6 +33,8 @@ from provider.localdriver import (
 )
 from provider.logs import configure_logging
 from provider.policy import add_policy_arguments
+from provider.preflight import StartupError, address_error, open_audit_log
+from provider.preflight import load_version_key as read_version_key
 from provider.server import ProviderDaemon
 
 log = logging.getLogger("provider")
@@ -40,9 +42,25 @@ log = logging.getLogger("provider")
 DEFAULT_PROVIDER_DIR = "/var/run/secrets-store-csi-providers"
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser; with one_line_errors, a bad flag is one line (a daemon's log, not a terminal)."""
+
+    def __init__(self, *args: Any, one_line_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.one_line_errors = one_line_errors
+
+    def error(self, message: str) -> NoReturn:
+        if not self.one_line_errors:
+            super().error(message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Reported by the command's own parser, so `serve` keeps its one-line errors.
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.version:
         print(__version__)
         return 0
@@ -59,18 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Secrets Store CSI Driver provider for HashiCorp Vault and Azure Key Vault.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", parser_class=CommandParser)
 
-    serve = commands.add_parser("serve", help="run the provider daemon")
+    serve = commands.add_parser("serve", help="run the provider daemon", one_line_errors=True)
     serve.add_argument("--provider-dir", default=DEFAULT_PROVIDER_DIR, help="where the <backend>.sock sockets go")
     serve.add_argument("--backends", default=",".join(BACKEND_MODULES), help="comma-separated backends to serve")
-    serve.add_argument("--grace-seconds", type=float, default=10.0, help="time in-flight mounts get at shutdown")
-    serve.add_argument("--health-addr", default="", help="HOST:PORT for HTTP /healthz (off when empty)")
-    serve.add_argument("--metrics-addr", default="", help="HOST:PORT for Prometheus /metrics (off when empty)")
+    serve.add_argument("--grace-seconds", type=_seconds, default=10.0, help="time in-flight mounts get at shutdown")
+    serve.add_argument("--health-addr", type=_listen_address, default="",
+                       help="HOST:PORT for HTTP /healthz (off when empty)")
+    serve.add_argument("--metrics-addr", type=_listen_address, default="",
+                       help="HOST:PORT for Prometheus /metrics (off when empty)")
     serve.add_argument("--audit-log", default="", help="audit records: a file path (size-rotated) or - for stdout")
-    serve.add_argument("--max-concurrent-mounts", type=int, default=32, help="Mount calls served at once, per socket")
+    serve.add_argument("--max-concurrent-mounts", type=_at_least_one, default=32,
+                       help="Mount calls served at once, per socket")
     _add_common_arguments(serve)
-    serve.set_defaults(run=serve_command)
+    serve.set_defaults(run=serve_command, parser=serve)
 
     mount = commands.add_parser("mount", help="mount a SecretProviderClass into a directory, like the driver")
     mount.add_argument("spc", help="SecretProviderClass manifest (YAML)")
@@ -89,17 +110,46 @@ def build_parser() -> argparse.ArgumentParser:
     mount.add_argument("--timeout", type=float, default=120.0, help="seconds, like kubelet's mount budget")
     mount.add_argument("--show", action="store_true", help="also print the file contents")
     _add_common_arguments(mount)
-    mount.set_defaults(run=mount_command)
+    mount.set_defaults(run=mount_command, parser=mount)
 
     lint = commands.add_parser("lint", help="check SecretProviderClass manifests offline")
     lint.add_argument("files", nargs="+", help="manifests (YAML, several documents allowed)")
     lint.add_argument("--format", choices=["text", "json"], default="text")
     _add_common_arguments(lint)
-    lint.set_defaults(run=_lint)
+    lint.set_defaults(run=_lint, parser=lint)
 
     version = commands.add_parser("version", help="print the version")
-    version.set_defaults(run=lambda _args: print(__version__) or 0)
+    version.set_defaults(run=lambda _args: print(__version__) or 0, parser=version)
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds from 0")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _listen_address(text: str) -> str:
+    if text:
+        try:
+            split_address(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +164,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_version_key(path: str) -> VersionKey:
     if path:
-        return VersionKey.from_file(path)
+        return read_version_key(path)
     log.warning(
         "no --version-key-file: object versions use a random per-process key and change when the provider "
         "restarts; mount a shared Secret and pass --version-key-file"
@@ -126,31 +176,25 @@ def create_backends(names: str, args: argparse.Namespace) -> dict[str, Backend[A
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in BACKEND_MODULES]
     if not chosen or unknown:
-        raise SystemExit(f"--backends: unknown {unknown or 'empty list'}; choose from {', '.join(BACKEND_MODULES)}")
-    return {name: create_backend(name, args) for name in chosen}
+        raise StartupError(f"--backends: unknown {unknown or 'empty list'}; choose from {', '.join(BACKEND_MODULES)}")
+    try:
+        return {name: create_backend(name, args) for name in chosen}
+    except SystemExit as exc:  # a backend refusing its flags says why in one line
+        if isinstance(exc.code, str):
+            raise StartupError(exc.code) from None
+        raise
 
 
 def serve_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
-    for declaration in declarations():
-        for warning in declaration.serve_warnings(args) if declaration.serve_warnings else ():
-            log.warning(warning)
-    daemon = ProviderDaemon(
-        args.provider_dir,
-        create_backends(args.backends, args),
-        load_version_key(args.version_key_file),
-        AuditLog(args.audit_log or None),
-        max_workers=args.max_concurrent_mounts,
-    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    daemon.start()
-    health = HealthServer(args.health_addr, daemon.healthy) if args.health_addr else None
-    if health:
-        health.start()
-    if args.metrics_addr:
-        start_metrics_server(args.metrics_addr)
+    try:
+        daemon, endpoints = start_serving(args)
+    except StartupError as exc:
+        print(f"{args.parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
     log.info("ready", extra={"fields": {"version": __version__, "backends": list(daemon.backends)}})
     while not stop.wait(3600):
         pass
@@ -159,8 +203,8 @@ def serve_command(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
     log.info("shutting down", extra={"fields": {"graceSeconds": args.grace_seconds}})
-    if health:
-        health.stop()
+    for endpoint in endpoints:
+        endpoint.stop()
     daemon.stop(args.grace_seconds)
     # Mounts still running after the grace period have had their error answer; their threads may wait on a
     # backend for a whole request timeout and would hold up the interpreter's exit past kubelet's grace
@@ -168,6 +212,38 @@ def serve_command(args: argparse.Namespace) -> int:
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)
+
+
+def start_serving(args: argparse.Namespace) -> tuple[ProviderDaemon, list[EndpointServer]]:
+    """Everything `serve` needs, checked and bound in an order that leaves nothing behind on failure:
+    flags and files first, then the HTTP ports, then the sockets the driver sees. Raises StartupError."""
+    for declaration in declarations():
+        for warning in declaration.serve_warnings(args) if declaration.serve_warnings else ():
+            log.warning(warning)
+    backends = create_backends(args.backends, args)
+    version_key = load_version_key(args.version_key_file)
+    audit = open_audit_log(args.audit_log)
+    daemon = ProviderDaemon(args.provider_dir, backends, version_key, audit, max_workers=args.max_concurrent_mounts)
+    endpoints: list[EndpointServer] = []
+    try:
+        for flag, address, name, routes in (
+            ("--health-addr", args.health_addr, "health", {"/healthz": health_route(daemon.healthy)}),
+            ("--metrics-addr", args.metrics_addr, "metrics", {"/metrics": metrics_route()}),
+        ):
+            if address:
+                try:
+                    endpoints.append(EndpointServer(address, routes, name))
+                except OSError as exc:
+                    raise address_error(flag, address, exc) from None
+        daemon.start()
+    except BaseException:
+        for endpoint in endpoints:
+            endpoint.stop()
+        audit.close()
+        raise
+    for endpoint in endpoints:
+        endpoint.start()
+    return daemon, endpoints
 
 
 def mount_command(args: argparse.Namespace) -> int:
@@ -193,7 +269,7 @@ def mount_command(args: argparse.Namespace) -> int:
         )
         response = _mount_through(args, provider_name, request)
         check_response(response)
-    except (DriverRejection, OSError, yaml.YAMLError, ValueError) as exc:
+    except (DriverRejection, StartupError, OSError, yaml.YAMLError, ValueError) as exc:
         print(f"mount failed: {exc}", file=sys.stderr)
         return 1
     except grpc.RpcError as exc:

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.plainurl import parse_plain_url
 
+# The directory deploy/daemonset.yaml mounts (read-only, from an optional Secret or ConfigMap) and passes as
+# --allowed-files-dir: where the official Vault provider's own SPCs keep their CA and client certificate.
+DEPLOY_FILES_DIR = "/mnt/tls"
+
 
 def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
     """Compared by the strict parser that also builds the URL dialled, so both read the same host;
@@ -56,6 +60,9 @@ class EndpointPolicy:
     allow_node_identity: bool = True
     # With an allowlist, an SPC may not turn off the verification of the allowed servers' certificates.
     allow_skip_tls_verify: bool = False
+    # Set by `lint` run without --allowed-files-dir: the daemon's directory is unknown, so a file parameter
+    # is a warning saying what the operator must allow; it is neither refused nor opened.
+    files_dir_unknown: bool = False
 
     def check_vault_address(self, address: str, source: str) -> None:
         if self.allowed_vault_addresses and not address_allowed(address, self.allowed_vault_addresses):
@@ -81,8 +88,21 @@ class EndpointPolicy:
                 "(--deny-node-identity); use workload identity (clientID) instead",
             )
 
+    def unchecked_file(self, path: str, parameter: str) -> str | None:
+        """lint's warning for a file parameter when the daemon's --allowed-files-dir is not known, else None."""
+        if not self.files_dir_unknown or self.allowed_files_dir:
+            return None
+        where = os.path.dirname(path) if os.path.isabs(path) else "the directory that holds it"
+        return (
+            f"{parameter} names {path!r}, a file on the provider's disk: the daemon refuses it unless it runs "
+            f"with --allowed-files-dir={where} (the shipped deploy/ mounts and allows {DEPLOY_FILES_DIR}); "
+            "run lint with the daemon's --allowed-files-dir to check it"
+        )
+
     def resolve_spc_file(self, path: str, parameter: str) -> str:
         """The real path of a file an SPC parameter names, if it lies under --allowed-files-dir."""
+        if self.unchecked_file(path, parameter) is not None:
+            return path  # lint only: reported as a warning by the backend's check
         if not self.allowed_files_dir:
             raise ProviderError(
                 ErrorKind.PERMISSION_DENIED,
@@ -97,7 +117,8 @@ class EndpointPolicy:
         if not under_directory(real, base):
             raise ProviderError(
                 ErrorKind.PERMISSION_DENIED,
-                f"{parameter} must name a file under the directory set by --allowed-files-dir",
+                f"{parameter} must name a file under the directory set by --allowed-files-dir "
+                f"({self.allowed_files_dir}); put the file there, or ask the cluster operator to allow its directory",
             )
         return real
 
@@ -121,4 +142,5 @@ def policy_from_args(args: object) -> EndpointPolicy:
         allowed_files_dir=getattr(args, "allowed_files_dir", "") or "",
         allow_node_identity=not getattr(args, "deny_node_identity", False),
         allow_skip_tls_verify=bool(getattr(args, "allow_vault_skip_tls_verify", False)),
+        files_dir_unknown=getattr(args, "command", "") == "lint" and not getattr(args, "allowed_files_dir", ""),
     )

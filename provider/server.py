@@ -3,7 +3,8 @@
 The server knows nothing of Vault or Azure. A Mount is one pass: request → the backend's plan (its check,
 contract.py) → backend.fetch → output → the MountResponse (wire.py). ProviderError is caught here and only
 here, and becomes the gRPC status; anything else is a bug, logged with its traceback and answered
-INTERNAL without one.
+INTERNAL without one. Every failure is sent with `context.abort` (trailers-only), the only form the
+driver's gRPC client retries.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
+import secrets
 import time
 from collections.abc import Mapping
 from concurrent import futures
@@ -31,6 +32,7 @@ from provider.errors import ErrorKind, ProviderError, bounded
 from provider.files import ObjectRecord, VersionKey
 from provider.limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from provider.metrics import METRICS, Metrics, MountedVolumes
+from provider.preflight import StartupError, check_provider_dir, check_socket_path
 from provider.redaction import REDACTOR, Redactor
 from provider.request import MountContext, parse_mount_request
 from provider.templates import apply_templates, parse_templates
@@ -105,9 +107,9 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         details = bounded(self.redactor.text(error.message)) if error is not None else ""
         self._report(ctx, records, error, details, elapsed, mode)
         if error is not None:
-            context.set_code(status_code(error.kind))
-            context.set_details(details)
-            return pb.MountResponse()
+            # abort, not set_code + return: only a status without headers or a message ("trailers-only")
+            # leaves the call uncommitted, so the driver's retry policy can act on UNAVAILABLE. abort raises.
+            context.abort(status_code(error.kind), details)
         return response
 
     def _identity_mode(self, plan: Any) -> str:
@@ -157,6 +159,7 @@ class BackendSocket:
     path: str
     server: grpc.Server
     health: health.HealthServicer
+    identity: tuple[int, int]  # (st_dev, st_ino) of the socket this process created at path
 
 
 class ProviderDaemon:
@@ -181,32 +184,50 @@ class ProviderDaemon:
         return os.path.join(self.provider_dir, f"{name}.sock")
 
     def start(self) -> None:
-        os.makedirs(self.provider_dir, exist_ok=True)
-        for name, backend in self.backends.items():
-            path = self.socket_path(name)
-            remove_stale_socket(path)
-            server = grpc.server(
-                futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
-                options=[("grpc.max_send_message_length", MAX_RESPONSE_BYTES + 64 * 1024),
-                         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-            )
-            pb_grpc.add_CSIDriverProviderServicer_to_server(
-                MountServicer(backend, self.version_key, self.audit), server
-            )
-            health_servicer = health.HealthServicer()
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-            # The socket is created under a 0077 umask so it is never, even briefly, open to others.
-            previous = os.umask(0o077)
-            try:
-                server.add_insecure_port(f"unix:{path}")
-                server.start()
-            finally:
-                os.umask(previous)
-            os.chmod(path, 0o600)
-            for service in ("", SERVICE_NAME):
-                health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-            self.sockets.append(BackendSocket(backend, path, server, health_servicer))
-            log.info("listening", extra={"fields": {"backend": name, "socket": path}})
+        """Listen on every backend's socket, or raise StartupError (nothing left listening) saying why not."""
+        check_provider_dir(self.provider_dir)
+        try:
+            for name, backend in self.backends.items():
+                self.sockets.append(self._listen(name, backend))
+        except BaseException:
+            self._close_sockets()
+            raise
+
+    def _listen(self, name: str, backend: Backend[Any]) -> BackendSocket:
+        path = self.socket_path(name)
+        check_socket_path(path)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{name}-rpc"),
+            options=[("grpc.max_send_message_length", MAX_RESPONSE_BYTES + 64 * 1024),
+                     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        )
+        pb_grpc.add_CSIDriverProviderServicer_to_server(MountServicer(backend, self.version_key, self.audit), server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        # gRPC binds a path it will unlink, whatever is there by then, when it stops: it binds a private
+        # name, and the socket is renamed into place, ready and 0600, so stopping never removes a socket
+        # another process put at the public path. The 0077 umask keeps it private even before the chmod.
+        staging = staging_path(path)
+        previous = os.umask(0o077)
+        try:
+            server.add_insecure_port(f"unix:{staging}")
+            server.start()
+            os.chmod(staging, 0o600)
+            os.rename(staging, path)
+        except (RuntimeError, OSError) as exc:
+            server.stop(None)
+            with contextlib.suppress(OSError):
+                os.unlink(staging)
+            cause = (exc.strerror or str(exc) if isinstance(exc, OSError)
+                     else "gRPC could not bind it (set GRPC_VERBOSITY=debug for its reason)")
+            raise StartupError(f"cannot listen on {path}: {cause}") from None
+        finally:
+            os.umask(previous)
+        identity = os.lstat(path)
+        for service in ("", SERVICE_NAME):
+            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("listening", extra={"fields": {"backend": name, "socket": path}})
+        return BackendSocket(backend, path, server, health_servicer, (identity.st_dev, identity.st_ino))
 
     def healthy(self, timeout: float = 2.0) -> dict[str, bool]:
         """Each socket's answer to a gRPC health check made over the socket itself."""
@@ -219,22 +240,30 @@ class ProviderDaemon:
         done = [s.server.stop(grace_seconds) for s in self.sockets]
         for event in done:
             event.wait(grace_seconds + 1)
-        for s in self.sockets:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(s.path)
+        self._close_sockets()
         self.audit.close()
         log.info("stopped", extra={"fields": {"sockets": [s.path for s in self.sockets]}})
 
+    def _close_sockets(self) -> None:
+        """Remove each socket this process created; a path another process has bound since is left alone."""
+        for s in self.sockets:
+            s.server.stop(None)
+            try:
+                now = os.lstat(s.path)
+            except FileNotFoundError:
+                continue
+            if (now.st_dev, now.st_ino) != s.identity:
+                log.warning("socket replaced by another process; left in place",
+                            extra={"fields": {"socket": s.path}})
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(s.path)
 
-def remove_stale_socket(path: str) -> None:
-    """Remove what a previous run left at path (a socket or a regular file); refuse a directory."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        raise SystemExit(f"cannot listen on {path}: it is a directory")
-    os.unlink(path)
+
+def staging_path(path: str) -> str:
+    """A fresh hidden name beside path, no longer than it (so it fits wherever path fits)."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, "." + secrets.token_hex(len(name))[: len(name) - 1])
 
 
 def socket_is_serving(path: str, timeout: float) -> bool:

@@ -77,7 +77,8 @@ def test_links_into_the_operator_docs_name_real_sections() -> None:
 
 
 # Callables whose argument at this index is an error message that reaches the user.
-MESSAGE_ARGUMENT = {"ProviderError": 1, "invalid": 0, "ContentError": 0, "MaterialError": 0, "RenderError": 0}
+MESSAGE_ARGUMENT = {"ProviderError": 1, "invalid": 0, "ContentError": 0, "MaterialError": 0, "RenderError": 0,
+                    "StartupError": 0}
 
 
 def _message_fragments() -> dict[str, list[str]]:
@@ -115,3 +116,13 @@ def test_every_error_message_is_in_troubleshooting() -> None:
     }
     missing = {where: parts for where, parts in missing.items() if parts}
     assert not missing, "docs/troubleshooting.md does not explain these messages: " + repr(missing)
+
+
+def test_endpoint_limits_in_the_docs_are_the_code_defaults() -> None:
+    from provider import health
+
+    text = " ".join((DOCS / "metrics.md").read_text().split())
+    assert f"{health.HEAD_SECONDS:g} seconds from connecting" in text
+    assert f"up to {health.MAX_HEAD_BYTES // 1024} KiB" in text
+    assert f"at most {health.MAX_CONNECTIONS} connections per endpoint" in text
+    assert {2: "two"}[health.ANSWER_THREADS] + " threads per endpoint" in text

@@ -158,7 +158,7 @@ def test_everything_installed_is_in_the_kustomization_namespace() -> None:
     namespaces = [m for m in _top_level() if m.kind == "Namespace"]
     assert [m.name for m in namespaces] == [namespace]
     for manifest in _top_level():
-        if manifest.kind in ("ServiceAccount", "DaemonSet"):
+        if manifest.kind in ("ServiceAccount", "DaemonSet", "NetworkPolicy"):
             assert manifest.namespace == namespace, manifest.label
     binding = next(m.doc for m in _top_level() if m.kind == "ClusterRoleBinding")
     assert all(s["namespace"] == namespace for s in binding["subjects"])
@@ -302,12 +302,50 @@ def test_daemonset_security_settings() -> None:
     assert all("/var/lib/kubelet" not in p for p in hostpaths)
 
 
+def test_daemonset_allows_exactly_its_read_only_tls_directory() -> None:
+    """SPCs written for the official Vault provider name /mnt/tls/ca.crt: that directory is mounted from an
+    optional Secret and ConfigMap (so the DaemonSet starts without them) and is --allowed-files-dir."""
+    from provider.policy import DEPLOY_FILES_DIR
+
+    daemonset = _daemonset()
+    allowed = _arg(daemonset, "--allowed-files-dir")
+    assert allowed == DEPLOY_FILES_DIR == "/mnt/tls"
+    (mount,) = [m for m in _container(daemonset)["volumeMounts"] if m["mountPath"] == allowed]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in _pod(daemonset)["volumes"] if v["name"] == mount["name"]]
+    sources = volume["projected"]["sources"]
+    assert {kind for source in sources for kind in source} == {"secret", "configMap"}
+    assert all(source[kind]["optional"] is True for source in sources for kind in source)
+    assert {source[kind]["name"] for source in sources for kind in source} == {"secrets-store-csi-provider-tls"}
+    assert volume["projected"]["defaultMode"] == 0o400  # a client key may be among them
+
+
 def test_daemonset_writable_paths_are_volumes() -> None:
     container = _container(_daemonset())
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert "/tmp" in mounts
     audit = _arg(_daemonset(), "--audit-log")
     assert audit == "-" or any(audit.startswith(p + "/") for p in mounts), "the audit file needs a volume"
+
+
+def test_network_policy_admits_only_the_scraper_to_the_metrics_port() -> None:
+    (policy,) = [m for m in _top_level() if m.kind == "NetworkPolicy"]
+    spec = policy.doc["spec"]
+    daemonset = _daemonset()
+    labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= labels.items(), "the policy must select the provider pods"
+    # Ingress only: egress to Vault, Key Vault, Entra ID and the API server stays open.
+    assert spec["policyTypes"] == ["Ingress"]
+    ports = {p["name"] for p in _container(daemonset)["ports"]}
+    (rule,) = spec["ingress"]
+    assert [(p["port"], p["protocol"]) for p in rule["ports"]] == [("metrics", "TCP")]
+    assert {p["port"] for p in rule["ports"]} <= ports
+    # Every source names both a namespace and its pods: never everything, never a whole namespace.
+    assert rule["from"], "an empty from admits every source"
+    for source in rule["from"]:
+        assert source["namespaceSelector"]["matchLabels"] and source["podSelector"]["matchLabels"]
+    text = policy.path.read_text()
+    assert "kubernetes.io/metadata.name" in text and "from the node" in text
 
 
 # ----------------------------------------------------------------------------------------- the CSIDriver

@@ -21,6 +21,7 @@ from tests.support.azure_fake.fixtures import Mounts, azure_world, files_of, sta
 from tests.support.azure_fake.pki import new_key
 from tests.support.azure_fake.store import Vault
 from tests.support.azure_fake.world import World
+from tests.support.driver_client import driver_mount
 
 SECRET = {"objectName": "secret1", "objectType": "secret"}
 TOKEN_PATH = "/oauth2/v2.0/token"
@@ -206,3 +207,21 @@ def test_no_token_in_errors_or_logs(computed: Mounts, vault: Vault) -> None:
     for marker in (token, unbound_token, *world.fake.directory.issued_tokens()):
         assert marker not in failure
         assert marker not in logs
+
+
+def test_proxy_down_is_retried_by_the_driver(azure_world: World, vault: Vault, tmp_path: Path) -> None:  # noqa: F811
+    """UNAVAILABLE reaches the driver's client trailers-only, so its retry policy makes all 3 attempts within
+    the one call; each attempt is one audit record on the provider's side."""
+    world = azure_world
+    daemon = binding_daemon(world, tmp_path, "--token-proxy-url", "https://kubernetes.default.svc.cluster.local:8443")
+    try:
+        mounts = Mounts(world, daemon)
+        daemon.refresh_hosts()
+        with pytest.raises(grpc.RpcError) as caught:
+            driver_mount(daemon.socket_path("azure"), mounts.request(world.binding(vault.name), [SECRET]),
+                         timeout=60)
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        records = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+        assert [(r["identityMode"], r["errorKind"]) for r in records] == [("identity-binding", "Unavailable")] * 3
+    finally:
+        daemon.stop()

@@ -20,6 +20,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from provider.backends.azure.certs import CHAIN_INCOMPLETE_WARNING
 from provider.localdriver import build_mount_request, check_response, mounted_files, write_payload
 from tests.support.azure_fake.daemon import SandboxedDaemon
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
@@ -208,6 +209,23 @@ def test_incomplete_chain_keeps_its_order_with_a_warning(mounts: Mounts, vault: 
     warnings = [json.loads(line) for line in mounts.daemon.logs().splitlines()
                 if "certificate chain is not complete" in line]
     assert warnings and warnings[-1]["object"] == "secret/incomplete" and warnings[-1]["level"] == "warning"
+
+
+@pytest.mark.parametrize(("bags", "expected"), [
+    (("root", "leaf"), ("root", "leaf")),  # incomplete: the PFX's order, as the official provider writes it
+    (("root", "leaf", "inter"), ("leaf", "inter", "root")),  # complete: leaf to root
+], ids=["incomplete, root first", "complete, root first"])
+def test_a_pfx_with_the_leaf_not_first(mounts: Mounts, vault: Vault, chains: dict[str, Chain],
+                                       bags: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    ec = chains["ec"]
+    named = {"leaf": ec.leaf, "inter": ec.intermediates[0], "root": ec.root}
+    name = "leaf-not-first-" + str(len(bags))
+    vault.add_certificate(name, ec.leaf.key, [ec.leaf], pfx_order=[named[n] for n in bags])
+    response = mounts.mount(mounts.world.workload(vault.name), [{"objectName": name, "objectType": "secret"}])
+    assert der_blocks(files_of(response)[name]) == [key_der(ec.leaf), *(named[n].der for n in expected)]
+    warned = [json.loads(line)["message"] for line in mounts.daemon.logs().splitlines()
+              if "certificate chain is not complete" in line and f"secret/{name}" in line]
+    assert warned == ([CHAIN_INCOMPLETE_WARNING] if len(bags) == 2 else [])
 
 
 def test_pem_certificate_secret_is_verbatim(mounts: Mounts, vault: Vault, chains: dict[str, Chain]) -> None:

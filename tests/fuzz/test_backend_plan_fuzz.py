@@ -427,6 +427,10 @@ def azure_files(plan: AzurePlan) -> list[tuple[str, str, str]]:
     return found
 
 
+class Aborted(Exception):
+    """What grpc's ServicerContext.abort raises: the RPC ends there with the status."""
+
+
 class FakeContext:
     def __init__(self) -> None:
         self.code: Any = None
@@ -438,11 +442,9 @@ class FakeContext:
     def is_active(self) -> bool:
         return True
 
-    def set_code(self, code: Any) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
+    def abort(self, code: Any, details: str) -> None:
+        self.code, self.details = code, details
+        raise Aborted(details)
 
 
 SERVICERS = {
@@ -476,9 +478,11 @@ def test_servicer_answers_every_request_cleanly(backend: str, vault_objects: str
     request = pb.MountRequest(attributes=json.dumps(attributes), secrets=json.dumps(secrets), permission=permission,
                               target_path="/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount")
     context = FakeContext()
-    with IOGuard().watching() as guard:
+    response = None
+    with IOGuard().watching() as guard, contextlib.suppress(Aborted):
         response = SERVICERS[backend].Mount(request, context)  # type: ignore[arg-type]
     assert guard.network == []
+    assert (response is None) == (context.code is not None), "an error is aborted, never returned with a message"
     if context.code is not None:
         assert context.code.name != "INTERNAL", context.details
         assert "Traceback" not in context.details

@@ -2,7 +2,7 @@
 
 It is also the proof that a backend is one package-like module with its declaration and fetch, plus one
 registry line (tests/support/serve.py), touching no core module. Its parameters, as the declaration says:
-objects, delaySeconds, failWith, requireAudience, echoPod, echoSecret.
+objects, delaySeconds, failWith, crash, requireAudience, echoPod, echoSecret.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ declaration = Declaration(
         Parameter("objects", "YAML list of {objectName, path, value | valueBase64, repeat, filePermission}."),
         Parameter("delaySeconds", "Sleep this long in fetch, inside the deadline.", default="0"),
         Parameter("failWith", "An ErrorKind name: fail the mount with it."),
+        Parameter("crash", "\"true\": raise an unexpected exception (a bug), which the server answers INTERNAL."),
         Parameter("requireAudience", "Fail UNAUTHENTICATED unless the driver sent a token for this audience."),
         Parameter("echoPod", "\"true\": add a file `pod-info` with the pod's namespace/name/uid/service account."),
         Parameter("echoSecret", "A nodePublishSecretRef key whose raw value becomes the file `secret-value`."),
@@ -64,6 +65,8 @@ class ScriptedBackend:
         params = ctx.parameters
         if params.get("failWith"):
             raise ProviderError(ErrorKind[params["failWith"]], f"planted {params['failWith']} failure")
+        if params.get("crash") == "true":
+            raise RuntimeError("planted bug in the test backend")
         audience = params.get("requireAudience")
         if audience is not None and ctx.token_for(audience) is None:
             raise ProviderError(ErrorKind.UNAUTHENTICATED, f"no service-account token for audience {audience!r}")

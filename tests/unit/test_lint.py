@@ -241,3 +241,62 @@ def test_a_mount_fails_with_the_first_error_lint_reports(document: dict[str, obj
     with pytest.raises(ProviderError) as caught:
         plan_mount(backend, ctx)
     assert caught.value.message == errors[0]
+
+
+# ------------------------------------------------------------------ file parameters and --allowed-files-dir
+
+# As the official Vault provider's own e2e SPCs write it: the CA at /mnt/tls/ca.crt.
+OFFICIAL_STYLE = vault("- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}\n",
+                       vaultAddress="https://vault:8200", vaultCACertPath="/mnt/tls/ca.crt")
+MTLS = vault(GOOD_VAULT, vaultAddress="https://vault:8200", vaultCACertPath="/mnt/tls/ca.crt",
+             vaultTLSClientCertPath="/mnt/tls/client.crt", vaultTLSClientKeyPath="/mnt/tls/client.key")
+STACK = azure(GOOD_AZURE, cloudName="AzureStackCloud", cloudEnvFileName="/mnt/tls/azurestack.json")
+MUST_ALLOW = "the daemon refuses it unless it runs with --allowed-files-dir=/mnt/tls"
+OUTSIDE = "must name a file under the directory set by --allowed-files-dir (/mnt/tls)"
+
+
+@pytest.mark.parametrize(
+    ("flags", "document", "exit_code", "expected"),
+    [
+        # Without the daemon's directory lint cannot judge a file: a warning saying what to allow.
+        ([], OFFICIAL_STYLE, 0, [("warning", f"vaultCACertPath names '/mnt/tls/ca.crt', a file on the provider's "
+                                              f"disk: {MUST_ALLOW}")]),
+        ([], MTLS, 0, [("warning", f"vaultCACertPath names '/mnt/tls/ca.crt', a file on the provider's disk: "
+                                   f"{MUST_ALLOW}"),
+                       ("warning", f"vaultTLSClientCertPath names '/mnt/tls/client.crt', a file on the "
+                                   f"provider's disk: {MUST_ALLOW}"),
+                       ("warning", f"vaultTLSClientKeyPath names '/mnt/tls/client.key', a file on the "
+                                   f"provider's disk: {MUST_ALLOW}")]),
+        ([], vault(GOOD_VAULT, vaultCADirectory="certs"), 0,
+         [("warning", "vaultCADirectory names 'certs', a file on the provider's disk: the daemon refuses it unless "
+                      "it runs with --allowed-files-dir=the directory that holds it")]),
+        ([], STACK, 0, [("warning", f"cloudEnvFileName names '/mnt/tls/azurestack.json', a file on the provider's "
+                                    f"disk: {MUST_ALLOW}")]),
+        # With it, exactly the daemon's policy.
+        (["--allowed-files-dir", "/mnt/tls"], OFFICIAL_STYLE, 0, []),
+        (["--allowed-files-dir", "/mnt/tls"], MTLS, 0, []),
+        (["--allowed-files-dir", "/mnt/tls"], vault(GOOD_VAULT, vaultCACertPath="ca.crt"), 0, []),
+        (["--allowed-files-dir", "/mnt/tls/"], OFFICIAL_STYLE, 0, []),
+        (["--allowed-files-dir", "/mnt/tls"], vault(GOOD_VAULT, vaultCACertPath="/etc/ssl/ca.crt"), 1,
+         [("error", f"vaultCACertPath {OUTSIDE}; put the file there")]),
+        (["--allowed-files-dir", "/mnt/tls"], vault(GOOD_VAULT, vaultCACertPath="../etc/ca.crt"), 1,
+         [("error", f"vaultCACertPath {OUTSIDE}")]),
+        (["--allowed-files-dir", "/mnt/tls"], vault(GOOD_VAULT, vaultCADirectory="/mnt/tls-other"), 1,
+         [("error", f"vaultCADirectory {OUTSIDE}")]),
+        (["--allowed-files-dir", "/mnt/tls"], azure(GOOD_AZURE, cloudName="AzureStackCloud",
+                                                    cloudEnvFileName="/etc/azure.json"), 1,
+         [("error", f"cloudEnvFileName {OUTSIDE}")]),
+    ],
+    ids=["official CA, no flag", "mTLS, no flag", "relative, no flag", "Azure Stack, no flag", "official CA",
+         "mTLS", "relative", "trailing slash", "absolute outside", "dot-dot outside", "sibling directory",
+         "Azure Stack outside"],
+)
+def test_file_parameters_against_the_daemons_allowed_files_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], document: dict[str, object],
+    exit_code: int, expected: list[tuple[str, str]],
+) -> None:
+    assert main(["lint", "--format", "json", *flags, write(tmp_path, document)]) == exit_code
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    found = [(p["severity"], p["message"].removeprefix("SecretProviderClass default/v: ")) for p in problems]
+    assert [s for s, _ in found] == [s for s, _ in expected], found
+    assert all(m.startswith(e) for (_, m), (_, e) in zip(found, expected, strict=True)), found

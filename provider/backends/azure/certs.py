@@ -16,13 +16,21 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+from provider.backends.azure import pfxorder
 
 log = logging.getLogger(__name__)
 
 CHAIN_INCOMPLETE_WARNING = (
     "certificate chain is not complete due to missing intermediate/root certificates in the cert from key "
-    "vault; the certificates keep their original order"
+    "vault; the certificates keep their order in the PFX"
+)
+# When the PFX's own order cannot be read (pfxorder.py says when), the key's certificate comes first.
+CHAIN_INCOMPLETE_KEY_FIRST_WARNING = (
+    "certificate chain is not complete due to missing intermediate/root certificates in the cert from key "
+    "vault; the certificates are written with the key's certificate first, then in their order in the PFX"
 )
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
 _CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
@@ -68,35 +76,52 @@ def split_cert_and_key(data: bytes) -> tuple[bytes, bytes]:
 def pkcs12_to_pem(pfx_base64: str, construct_chain: bool, object_id: str) -> bytes:
     """A Key Vault PKCS#12 secret (base64 text, no password) → PKCS#8 key, then the certificates.
 
-    Order without --construct-pem-chain, or when the chain is incomplete: the certificate that matches the
-    key first, then the others as the PFX lists them.
+    Certificates leaf → intermediates → root with --construct-pem-chain when they form one chain;
+    otherwise (no --construct-pem-chain, or a chain that cannot be completed) in the order the PFX lists
+    them, as the official provider writes them.
     """
     try:
         pfx = base64.b64decode(pfx_base64.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise MaterialError("the secret's value is not base64 PKCS#12 data, as its content type says") from None
-    bundle = _load_pkcs12(pfx)
+    bundle, password = _load_pkcs12(pfx)
     out = b""
     if bundle.key is not None:
         out += bundle.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-    certs = [c.certificate for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
+    certs, in_pfx_order = certificates_in_order(pfx, password, bundle)
     pems = [c.public_bytes(serialization.Encoding.PEM) for c in certs]
     if construct_chain and certs:
         order = chain_order(certs)
         if order is None:
-            log.warning(CHAIN_INCOMPLETE_WARNING, extra={"fields": {"object": object_id}})
+            warning = CHAIN_INCOMPLETE_WARNING if in_pfx_order else CHAIN_INCOMPLETE_KEY_FIRST_WARNING
+            log.warning(warning, extra={"fields": {"object": object_id}})
         else:
             pems = [pems[i] for i in order]
     return out + b"".join(pems)
 
 
-def _load_pkcs12(pfx: bytes) -> pkcs12.PKCS12KeyAndCertificates:
+def certificates_in_order(
+    pfx: bytes, password: bytes | None, bundle: pkcs12.PKCS12KeyAndCertificates
+) -> tuple[list[x509.Certificate], bool]:
+    """The PFX's certificates in its own order (True), else the key's certificate first (False)."""
+    loaded = [c.certificate for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
+    if bundle.cert is None:
+        return loaded, True  # nothing was taken out of the list
+    ordered = pfxorder.certificates_in_pfx_order(pfx, password)
+    if ordered is None or sorted(c.fingerprint(SHA256()) for c in ordered) != sorted(
+        c.fingerprint(SHA256()) for c in loaded
+    ):
+        return loaded, False
+    return ordered, True
+
+
+def _load_pkcs12(pfx: bytes) -> tuple[pkcs12.PKCS12KeyAndCertificates, bytes | None]:
     # Key Vault's PFX has no password; OpenSSL tells "no password" and "empty password" apart.
     for password in (None, b""):
         try:
-            return pkcs12.load_pkcs12(pfx, password)
+            return pkcs12.load_pkcs12(pfx, password), password
         except ValueError:
             continue
     raise MaterialError("the secret's value is not a PKCS#12 file that opens without a password")

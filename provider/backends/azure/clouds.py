@@ -67,6 +67,10 @@ KNOWN_CLOUDS: dict[str, CloudEnvironment] = {
     )
 }
 CLOUD_NAMES = (*(c.name for c in KNOWN_CLOUDS.values()), AZURE_STACK)
+# What `lint` checks an Azure Stack SPC against when it may not read the SPC's cloud file.
+LINT_STAND_IN_CLOUD = CloudEnvironment(
+    AZURE_STACK, "https://login.azurestack.invalid/", "https://vault.azurestack.invalid/", "vault.azurestack.invalid"
+)
 
 
 def canonical_cloud_name(name: str) -> str:
@@ -87,6 +91,8 @@ def resolve_cloud(name: str, env_file: str, default_name: str, policy: EndpointP
     if canonical != AZURE_STACK:
         return KNOWN_CLOUDS[canonical.lower()]
     if env_file:
+        if policy.unchecked_file(env_file, "cloudEnvFileName") is not None:
+            return LINT_STAND_IN_CLOUD  # lint without the daemon's --allowed-files-dir: the file is not read
         return load_cloud_file(policy.resolve_spc_file(env_file, "cloudEnvFileName"))
     path = os.environ.get(ENVIRONMENT_FILE_VARIABLE, "")
     if not path:

@@ -164,6 +164,10 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
         findings.error(invalid("tenantId is not provided: set tenantID to the Key Vault's Entra ID tenant"))
     elif not _TENANT.match(tenant_id):
         findings.error(invalid("tenantID must be a tenant GUID or domain name (letters, digits, '-' and '.')"))
+    env_file = params.get("cloudEnvFileName", "").strip()
+    unchecked = options.policy.unchecked_file(env_file, "cloudEnvFileName") if env_file else None
+    if unchecked:
+        findings.warn(unchecked, key="file:cloudEnvFileName")
     cloud = findings.attempt(lambda: resolve_cloud(
         params.get("cloudName", ""), params.get("cloudEnvFileName", ""), options.default_cloud, options.policy
     ))

@@ -155,6 +155,11 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
         findings.error(invalid(f"SecretProviderClass {spc}: {mount_parameter} {shown_url(mount)!r} is "
                                f"not an auth mount path such as 'kubernetes' or 'jwt' ({problem})"))
     connection = findings.attempt(lambda: _connection(params, defaults, spc))
+    for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY):
+        path = params.get(name, "").strip()
+        unchecked = defaults.policy.unchecked_file(path, name) if path else None
+        if unchecked:
+            findings.warn(unchecked, key=f"file:{name}")
     audience = params.get(AUDIENCE, "").strip()
     DECLARATION.unknown_parameters(params, findings)
     objects = check_objects(params.get(OBJECTS, ""), spc, findings)

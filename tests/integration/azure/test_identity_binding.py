@@ -15,8 +15,8 @@ from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
 from provider.backends.azure.tokenproxy import TokenProxySettings
 from provider.errors import ErrorKind
+from provider.files import VersionKey
 from provider.localdriver import build_mount_request
-from provider.output import VersionKey
 from provider.server import MountServicer
 from tests.integration.azure.test_backend_against_fake import SECRET, mount, mount_error
 from tests.support.azure_fake.cluster import API_SERVER_HOST, BINDING_AUDIENCE, PROXY

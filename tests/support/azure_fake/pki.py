@@ -132,6 +132,16 @@ def pfx(key: PrivateKey | None, certs: list[Issued]) -> bytes:
     )
 
 
+def pfx_in_order(key: PrivateKey, certs: list[Issued], password: bytes | None = None) -> bytes:
+    """A PKCS#12 whose certificate bags are in exactly the order given, the key's certificate anywhere
+    among them (as a PFX imported into Key Vault may have it). Encrypted with 3DES when a password is given."""
+    encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    if password is not None:
+        encryption = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+                      .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).build(password))
+    return pkcs12.serialize_key_and_certificates(b"kv", key, None, [c.cert for c in certs], encryption)
+
+
 class TestCA:
     """The CA the product trusts in the tests (REQUESTS_CA_BUNDLE) and the fake's server certificate."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.support.azure_fake.pki import Issued, PrivateKey, pfx
+from tests.support.azure_fake.pki import Issued, PrivateKey, pfx, pfx_in_order
 
 _CREATED = itertools.count(int(time.time()) - 100_000)
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -132,11 +132,14 @@ class Vault:
 
     def add_certificate(self, name: str, key: PrivateKey | None, certs: list[Issued], *,
                         content_type: str = "application/x-pkcs12", enabled: bool = True,
-                        created: int | None = None) -> str:
-        """certs[0] is the certificate of `key`; the others follow in the PFX (or PEM) in the given order."""
+                        created: int | None = None, pfx_order: list[Issued] | None = None) -> str:
+        """certs[0] is the certificate of `key`; the others follow in the PFX (or PEM) in the given order.
+        `pfx_order` puts the PFX's certificate bags in another order, the key's certificate anywhere."""
         version = new_version()
         attrs = _attrs(enabled, created)
-        if content_type == "application/x-pkcs12":
+        if content_type == "application/x-pkcs12" and pfx_order is not None and key is not None:
+            value = base64.b64encode(pfx_in_order(key, pfx_order)).decode()
+        elif content_type == "application/x-pkcs12":
             value = base64.b64encode(pfx(key, certs)).decode()
         else:
             key_pem = b"" if key is None else key.private_bytes(

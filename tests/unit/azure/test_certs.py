@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from provider.backends.azure import certs
-from tests.support.azure_fake.pki import Chain, Issued, issue, make_chain, new_key, pfx
+from tests.support.azure_fake.pki import Chain, Issued, issue, make_chain, new_key, pfx, pfx_in_order
 from tests.support.azure_fake.store import jwk_of
 
 
@@ -78,19 +78,77 @@ def test_private_keys_become_pkcs8(kind: str) -> None:
     assert out.startswith(b"-----BEGIN PRIVATE KEY-----\n")
 
 
-def test_incomplete_chain_keeps_its_order_and_warns(ec_chain: Chain, caplog: pytest.LogCaptureFixture) -> None:
-    given = [ec_chain.leaf, ec_chain.root]  # the intermediate is missing
+def key_block(chain: Chain) -> tuple[str, bytes]:
+    return ("PRIVATE KEY", chain.leaf.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+# (case, the PFX's certificate bags by name, --construct-pem-chain, the certificates written, warned)
+ORDER_TABLE = [
+    ("complete, root first", ["root", "leaf", "inter"], True, ["leaf", "inter", "root"], False),
+    ("complete, leaf last", ["inter", "root", "leaf"], True, ["leaf", "inter", "root"], False),
+    ("complete, leaf first", ["leaf", "root", "inter"], True, ["leaf", "inter", "root"], False),
+    ("intermediate missing, root first", ["root", "leaf"], True, ["root", "leaf"], True),
+    ("intermediate missing, leaf first", ["leaf", "root"], True, ["leaf", "root"], True),
+    ("root missing is complete", ["inter", "leaf"], True, ["leaf", "inter"], False),
+    ("leaf alone", ["leaf"], True, ["leaf"], False),
+    ("no chain construction, root first", ["root", "leaf", "inter"], False, ["root", "leaf", "inter"], False),
+    ("no chain construction, leaf last", ["inter", "root", "leaf"], False, ["inter", "root", "leaf"], False),
+]
+
+
+@pytest.mark.parametrize(("bags", "construct", "expected", "warned"), [c[1:] for c in ORDER_TABLE],
+                         ids=[c[0] for c in ORDER_TABLE])
+def test_certificate_order_follows_the_official_provider(
+    ec_chain: Chain, caplog: pytest.LogCaptureFixture, bags: list[str], construct: bool, expected: list[str],
+    warned: bool,
+) -> None:
+    named = {"leaf": ec_chain.leaf, "inter": ec_chain.intermediates[0], "root": ec_chain.root}
+    value = base64.b64encode(pfx_in_order(ec_chain.leaf.key, [named[n] for n in bags])).decode()
     with caplog.at_level(logging.WARNING, logger="provider.backends.azure.certs"):
-        out = certs.pkcs12_to_pem(pfx_text(ec_chain.leaf.key, given), True, "secret/incomplete")
-    assert blocks(out)[1:] == cert_blocks(given)
-    warning = next(r for r in caplog.records if "certificate chain is not complete" in r.getMessage())
-    assert warning.fields == {"object": "secret/incomplete"}  # type: ignore[attr-defined]
+        out = certs.pkcs12_to_pem(value, construct, "secret/c")
+    assert blocks(out) == [key_block(ec_chain), *cert_blocks([named[n] for n in expected])]
+    warnings = [r for r in caplog.records if "certificate chain is not complete" in r.getMessage()]
+    assert [r.getMessage() for r in warnings] == ([certs.CHAIN_INCOMPLETE_WARNING] if warned else [])
+    assert all(r.fields == {"object": "secret/c"} for r in warnings)  # type: ignore[attr-defined]
 
 
-def test_without_construct_pem_chain_the_pfx_order_stays(ec_chain: Chain) -> None:
-    given = [ec_chain.leaf, ec_chain.root, ec_chain.intermediates[0]]
-    out = certs.pkcs12_to_pem(pfx_text(ec_chain.leaf.key, given), False, "c")
-    assert blocks(out)[1:] == cert_blocks(given)
+def test_the_pfx_order_is_read_from_encrypted_bags(ec_chain: Chain) -> None:
+    from provider.backends.azure import pfxorder
+
+    given = [ec_chain.root, ec_chain.leaf, ec_chain.intermediates[0]]
+    ordered = pfxorder.certificates_in_pfx_order(pfx_in_order(ec_chain.leaf.key, given, b"pw"), b"pw")
+    assert ordered == [c.cert for c in given]
+
+
+def test_a_pfx_this_reader_cannot_take_apart_keeps_the_key_certificate_first(
+    ec_chain: Chain, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provider.backends.azure import pfxorder
+
+    monkeypatch.setattr(pfxorder, "certificates_in_pfx_order", lambda pfx, password: None)
+    value = base64.b64encode(pfx_in_order(ec_chain.leaf.key, [ec_chain.root, ec_chain.leaf])).decode()
+    with caplog.at_level(logging.WARNING, logger="provider.backends.azure.certs"):
+        out = certs.pkcs12_to_pem(value, True, "c")
+    assert blocks(out)[1:] == cert_blocks([ec_chain.leaf, ec_chain.root])
+    assert [r.getMessage() for r in caplog.records] == [certs.CHAIN_INCOMPLETE_KEY_FIRST_WARNING]
+
+
+@pytest.mark.parametrize("data", [b"", b"0", b"\x30\x80\x02\x01\x03", b"\x30\x03\x02\x01\x03", b"garbage" * 9])
+def test_what_is_not_a_pfx_gives_no_order(data: bytes) -> None:
+    from provider.backends.azure import pfxorder
+
+    assert pfxorder.certificates_in_pfx_order(data, None) is None
+
+
+def test_pkcs12_key_derivation_matches_openssl(ec_chain: Chain) -> None:
+    # OpenSSL verifies the MAC of the copy with this derivation: a wrong one would not load at all.
+    from provider.backends.azure import pfxorder
+
+    given = [ec_chain.intermediates[0], ec_chain.leaf]
+    for password in (None, b""):
+        assert pfxorder.certificates_in_pfx_order(pfx_in_order(ec_chain.leaf.key, given), password) == \
+            [c.cert for c in given]
 
 
 @pytest.mark.parametrize(
