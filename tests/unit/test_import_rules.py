@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = ROOT / "provider"
 # What a backend must never import: the server edge and the wire format, the command line, gRPC.
 SERVER_SIDE = ("provider.server", "provider.wire", "provider._proto", "provider.cli", "provider.lint",
-               "provider.localdriver", "provider.health", "provider.backends", "grpc", "grpc_health")
+               "provider.localdriver", "provider.health", "provider.preflight", "provider.backends", "grpc",
+               "grpc_health")
 
 
 def module_name(path: Path) -> str:
