@@ -18,7 +18,7 @@ import grpc
 
 from provider._proto import v1alpha1_pb2 as pb
 from provider._proto import v1alpha1_pb2_grpc as pb_grpc
-from provider.localdriver import DRIVER_MAX_RECEIVE_BYTES
+from provider.limits import MAX_RESPONSE_BYTES
 
 DRIVER_MAX_ATTEMPTS = 3
 # The driver's config, value for value. grpc-go reads the JSON field names without regard to case (the
@@ -40,7 +40,7 @@ DRIVER_SERVICE_CONFIG = {
 }
 DRIVER_CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.default_authority", "localhost"),
-    ("grpc.max_receive_message_length", DRIVER_MAX_RECEIVE_BYTES),
+    ("grpc.max_receive_message_length", MAX_RESPONSE_BYTES),
     ("grpc.enable_retries", 1),
     ("grpc.service_config", json.dumps(DRIVER_SERVICE_CONFIG)),
 ]
