@@ -173,6 +173,9 @@ class _Context:
     def time_remaining(self) -> float:
         return 30.0
 
+    def is_active(self) -> bool:
+        return True
+
     def set_code(self, code: Any) -> None:
         raise AssertionError(f"the mount failed with {code}")
 
