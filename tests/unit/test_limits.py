@@ -113,6 +113,10 @@ def test_a_long_object_name_is_echoed_short(parse: Any, cause: str) -> None:
     assert len(caught.value.message) < 600
 
 
+class Aborted(Exception):
+    """What grpc's ServicerContext.abort raises: the RPC ends there with the status."""
+
+
 class Context:
     """A gRPC context whose deadline is `remaining` seconds away, or whose client has gone."""
 
@@ -127,11 +131,9 @@ class Context:
     def is_active(self) -> bool:
         return self.active
 
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.code, self.details = code, details
+        raise Aborted(details)
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         """As grpc's: the status is the RPC's, and the call ends there."""
