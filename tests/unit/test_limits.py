@@ -135,15 +135,6 @@ class Context:
         self.code, self.details = code, details
         raise Aborted(details)
 
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
-        """As grpc's: the status is the RPC's, and the call ends there."""
-        self.code, self.details = code, details
-        raise Aborted(details)
-
-
-class Aborted(Exception):
-    """What Context.abort raises, as grpc's ServicerContext.abort raises to end the RPC."""
-
 
 class SlowPlan(ScriptedBackend):
     """Planning takes `seconds`; fetching is recorded."""
