@@ -11,6 +11,7 @@ warnings logged once) and `lint` (every finding), so the two can never disagree.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -110,21 +111,30 @@ class Declaration:
     # Warnings `serve` logs at start when the operator left this backend's policy open.
     serve_warnings: Callable[[argparse.Namespace], list[str]] | None = None
 
-    @property
+    # Derived once (every mount asks): a frozen dataclass's cached_property writes its own __dict__.
+    @functools.cached_property
     def known_parameters(self) -> tuple[str, ...]:
         return tuple(name for p in self.parameters if not p.ignored for name in (p.name, *p.aliases))
 
-    @property
+    @functools.cached_property
+    def _ignored(self) -> dict[str, str]:
+        return {p.name: p.ignored for p in self.parameters if p.ignored}
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Parameter]:
+        return {p.name: p for p in self.parameters}
+
+    @functools.cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.object_fields)
 
     def parameter(self, name: str) -> Parameter:
-        return next(p for p in self.parameters if p.name == name)
+        return self._by_name[name]
 
     def unknown_parameters(self, params: Mapping[str, str], findings: Findings) -> None:
         """A warning for each parameter that is neither the backend's, the driver's nor the core's (templates):
         ignored, as by the official providers, but reported with the nearest known name."""
-        known, ignored = self.known_parameters, {p.name: p.ignored for p in self.parameters if p.ignored}
+        known, ignored = self.known_parameters, self._ignored
         for name in params:
             if name in known or name in DRIVER_ADDED_KEYS or name == TEMPLATES_PARAMETER:
                 continue

@@ -139,8 +139,9 @@ def _answer(response: Reply) -> Answer:
             body = parse_json(content)
         except ValueError:
             not_json = True
-    return Answer(status=response.status_code, body=body, not_json=not_json,
-                  retry_after=retry_after(response.headers))
+    # Only an answer that may be retried is asked for its Retry-After: the others are most answers.
+    asked = retry_after(response.headers) if response.status_code in RETRY_STATUSES else None
+    return Answer(status=response.status_code, body=body, not_json=not_json, retry_after=asked)
 
 
 def _transient(exc: BaseException) -> Verdict:
