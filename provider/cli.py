@@ -35,6 +35,7 @@ from provider.logs import configure_logging
 from provider.policy import add_policy_arguments
 from provider.preflight import StartupError, address_error, open_audit_log
 from provider.preflight import load_version_key as read_version_key
+from provider.scalars import whole_number_from
 from provider.server import ProviderDaemon
 
 log = logging.getLogger("provider")
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-addr", type=_listen_address, default="",
                        help="HOST:PORT for Prometheus /metrics (off when empty)")
     serve.add_argument("--audit-log", default="", help="audit records: a file path (size-rotated) or - for stdout")
-    serve.add_argument("--max-concurrent-mounts", type=_at_least_one, default=32,
+    serve.add_argument("--max-concurrent-mounts", type=whole_number_from(1), default=32,
                        help="Mount calls served at once, per socket")
     _add_common_arguments(serve)
     serve.set_defaults(run=serve_command, parser=serve)
@@ -130,16 +131,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds from 0")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 

@@ -4,10 +4,15 @@ Booleans: Go's strconv.ParseBool (1, t, T, TRUE, true, True and their false twin
 providers use for every boolean parameter. A parameter whose accepted set differs says so in its
 declaration by naming another BoolSyntax (the Azure daemon flags, for one, have always taken yes/on/no/off
 in any letter case).
+
+Whole numbers: the argparse `type` of the daemon's counting flags (the core's and the backends'), whose
+error names the accepted range, so a bad value stops `serve` with one line before anything starts.
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -18,6 +23,11 @@ class BoolSyntax:
     true: frozenset[str]
     false: frozenset[str]
     fold_case: bool = False
+
+    def words(self) -> str:
+        """The accepted texts, for an error message: "1, t, true or 0, f, false"."""
+        return f"{', '.join(sorted(self.true))} or {', '.join(sorted(self.false))}" + \
+            (" (any letter case)" if self.fold_case else "")
 
     def parse(self, text: str) -> bool | None:
         """True or False, or None when the text is neither (the caller words the error)."""
@@ -34,3 +44,19 @@ GO_BOOL = BoolSyntax(frozenset({"1", "t", "T", "TRUE", "true", "True"}),
 # Flags of the daemon that take a word: what the first release accepted, kept so no manifest breaks.
 FLAG_BOOL = BoolSyntax(frozenset({"1", "t", "true", "yes", "on"}), frozenset({"0", "f", "false", "no", "off"}),
                        fold_case=True)
+
+
+def whole_number_from(minimum: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number of at least `minimum`, else ArgumentTypeError naming the range."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; it must be at least {minimum}") \
+                from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return whole_number

@@ -146,9 +146,44 @@ CASES: dict[str, Case] = {
         lambda s: [*providers(s), "--vault-adress", "x"], 2, ("unrecognized arguments: --vault-adress",)),
     "unknown backend": Case(
         lambda s: [*providers(s), "--backends", "vault,gcp"], 1, ("--backends: unknown ['gcp']; choose from",)),
-    "a backend's flag": Case(
-        lambda s: [*providers(s), "--backends", "azure", "--cloud-name", "Mars"], 1,
-        ("azure backend: --cloud-name: cloudName 'Mars' is not valid",)),
+    # The backends' flags: a value of the wrong form or range, checked where the flag is declared.
+    "vault concurrency zero": Case(
+        lambda s: [*providers(s), "--vault-concurrency", "0"], 2,
+        ("argument --vault-concurrency: '0' must be at least 1", "--help")),
+    "vault token cache size negative": Case(
+        lambda s: [*providers(s), "--vault-cache-size", "-1"], 2,
+        ("argument --vault-cache-size: '-1' must be at least 0",)),
+    "vault lease cache size negative": Case(
+        lambda s: [*providers(s), "--vault-lease-cache-size", "-5"], 2,
+        ("argument --vault-lease-cache-size: '-5' must be at least 0",)),
+    "vault lease cache size not a number": Case(
+        lambda s: [*providers(s), "--vault-lease-cache-size", "lots"], 2,
+        ("argument --vault-lease-cache-size: 'lots' is not a whole number; it must be at least 0",)),
+    "cache ttl not a duration": Case(
+        lambda s: [*providers(s), "--cache-ttl", "bogus"], 2,
+        ("argument --cache-ttl: 'bogus' is not a duration such as 30s, 2m or 1m30s",)),
+    "cache ttl negative": Case(
+        lambda s: [*providers(s), "--cache-ttl=-5s"], 2,
+        ("argument --cache-ttl: '-5s' is negative; give a duration from 0",)),
+    "vault token scope unknown": Case(
+        lambda s: [*providers(s), "--vault-token-scope", "node"], 2,
+        ("argument --vault-token-scope: invalid choice: 'node' (choose from 'pod', 'service-account')",)),
+    "azure pem chain not a boolean": Case(
+        lambda s: [*providers(s), "--backends", "azure", "--construct-pem-chain", "maybe"], 2,
+        ("argument --construct-pem-chain: 'maybe' is not true or false; use 1, on, t, true, yes or 0, f, false, "
+         "no, off",)),
+    "azure cloud unknown": Case(
+        lambda s: [*providers(s), "--backends", "azure", "--cloud-name", "Mars"], 2,
+        ("argument --cloud-name: 'Mars' is not a cloud; use one of AzurePublicCloud,",)),
+    "azure token proxy url not https": Case(
+        lambda s: [*providers(s), "--backends", "azure", "--token-proxy-url", "http://proxy.local"], 2,
+        ("argument --token-proxy-url: 'http://proxy.local' must be an https:// URL",)),
+    "azure sni name not a DNS name": Case(
+        lambda s: [*providers(s), "--backends", "azure", "--sni-name", "proxy/aks"], 2,
+        ("argument --sni-name: 'proxy/aks' is not a DNS name", "or leave it unset to compute it")),
+    "a backend refusing its flags": Case(
+        lambda s: [*providers(s), "--vault-addr", "ftp://vault.local"], 1,
+        ("vault backend:", "vaultAddress 'ftp://vault.local' is not a Vault URL", "its scheme 'ftp'")),
 }
 
 

@@ -19,7 +19,7 @@ def create(args: argparse.Namespace) -> Any:
     from provider.backends.azure.backend import AzureBackend
     from provider.backends.azure.clouds import canonical_cloud_name, resolve_cloud
     from provider.backends.azure.config import AzureOptions
-    from provider.backends.azure.tokenproxy import TokenProxySettings, check_proxy_url
+    from provider.backends.azure.tokenproxy import TokenProxySettings
     from provider.errors import ProviderError
     from provider.policy import policy_from_args
 
@@ -30,9 +30,6 @@ def create(args: argparse.Namespace) -> Any:
         resolve_cloud("", "", cloud, policy)  # a bad default cloud stops the daemon at start, not every mount
     except ProviderError as exc:
         raise SystemExit(f"azure backend: --cloud-name: {exc.message}") from None
-    problem = check_proxy_url(flag["token_proxy_url"])
-    if problem:
-        raise SystemExit(f"azure backend: --token-proxy-url: {problem}")
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "").strip()
     return AzureBackend(
         AzureOptions(

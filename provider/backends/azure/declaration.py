@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from provider.backends.azure.tokenproxy import DEFAULT_PROXY_URL, IN_CLUSTER_CA_FILE
+from provider.backends.azure.tokenproxy import (
+    DEFAULT_PROXY_URL,
+    IN_CLUSTER_CA_FILE,
+    check_proxy_url,
+    check_sni_name,
+)
 from provider.contract import Declaration, Flag, ObjectField, Parameter
 from provider.scalars import FLAG_BOOL, GO_BOOL
 
@@ -78,7 +83,31 @@ def _flag(value: str) -> bool:
     setting = FLAG_BOOL.parse(value.strip())
     if setting is not None:
         return setting
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    raise argparse.ArgumentTypeError(f"{value!r} is not true or false; use {FLAG_BOOL.words()}")
+
+
+def _cloud(name: str) -> str:
+    """--cloud-name: the cloud's canonical spelling (any letter case is accepted, as for cloudName)."""
+    from provider.backends.azure.clouds import CLOUD_NAMES
+
+    for known in CLOUD_NAMES:
+        if known.lower() == name.strip().lower():
+            return known
+    raise argparse.ArgumentTypeError(f"{name!r} is not a cloud; use one of {', '.join(CLOUD_NAMES)}")
+
+
+def _proxy_url(url: str) -> str:
+    problem = check_proxy_url(url)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return url
+
+
+def _sni_name(name: str) -> str:
+    problem = check_sni_name(name)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return name.strip()
 
 
 # The official provider's flags, spelled the same so its Helm arguments carry over.
@@ -89,11 +118,11 @@ FLAGS = (
          "secrets (default false)", default=False, type=_flag, nargs="?", const=True, metavar="BOOL"),
     Flag("--cloud-name", "the cloud for SPCs without cloudName: AzurePublicCloud, AzureUSGovernmentCloud, "
          "AzureChinaCloud, AzureGermanCloud or AzureStackCloud (with AZURE_ENVIRONMENT_FILEPATH)",
-         default=DEFAULT_CLOUD, metavar="NAME"),
+         default=DEFAULT_CLOUD, type=_cloud, metavar="NAME"),
     Flag("--token-proxy-url", "identity binding (useAzureTokenProxy): the AKS token proxy that token requests go to "
-         f"(default {DEFAULT_PROXY_URL})", default=DEFAULT_PROXY_URL, metavar="URL"),
+         f"(default {DEFAULT_PROXY_URL})", default=DEFAULT_PROXY_URL, type=_proxy_url, metavar="URL"),
     Flag("--sni-name", "identity binding: the token proxy's TLS SNI name (default: computed from the API server's "
-         "certificate at the first identity-binding mount)", default="", metavar="NAME"),
+         "certificate at the first identity-binding mount)", default="", type=_sni_name, metavar="NAME"),
     Flag("--token-proxy-ca-file", "identity binding: the cluster CA that the token proxy's and the API server's "
          f"certificates are checked with (default {IN_CLUSTER_CA_FILE})", default=IN_CLUSTER_CA_FILE,
          metavar="FILE"),

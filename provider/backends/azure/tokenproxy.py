@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import re
 import socket
 import ssl
@@ -27,6 +28,7 @@ API_SERVER_HOST = "kubernetes.default.svc.cluster.local"
 IN_CLUSTER_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 DISCOVERY_TIMEOUT_SECONDS = 5.0
 _CLUSTER_NAME = re.compile(r"^hcp-kubernetes\.([A-Za-z0-9-]+)\.svc\.cluster\.local$")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _SET_SNI = "set the daemon flag --sni-name to the token proxy's SNI name"
 
 
@@ -56,6 +58,24 @@ def check_proxy_url(url: str) -> str | None:
         return f"{url!r} must be an https:// URL"
     if parts.username or parts.password or parts.query or parts.fragment:
         return f"{url!r} must not carry user information, a query or a fragment"
+    return None
+
+
+def check_sni_name(name: str) -> str | None:
+    """Why the name cannot be sent as the TLS SNI name (a DNS name, RFC 6066: no IP address), or None.
+    "" is fine: it means compute the name from the API server's certificate."""
+    name = name.strip()
+    if not name:
+        return None
+    fix = "give the proxy's DNS name, such as a1b2c3.ests.aks, or leave it unset to compute it"
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return f"{name!r} is an IP address, which TLS does not send as SNI; {fix}"
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
+        return f"{name!r} is not a DNS name (dot-separated labels of up to 63 letters, digits, '-' or '_'); {fix}"
     return None
 
 

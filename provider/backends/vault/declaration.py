@@ -8,9 +8,10 @@ only Azure reads this module and nothing else of Vault.
 from __future__ import annotations
 
 import argparse
+import math
 
 from provider.contract import Declaration, Flag, ObjectField, Parameter
-from provider.scalars import GO_BOOL
+from provider.scalars import GO_BOOL, whole_number_from
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"
 DEFAULT_AUTH_MOUNT = "kubernetes"
@@ -90,13 +91,23 @@ FORMER_FIELDS = {"objectPath": "secretPath", "objectVersion": "", "objectType": 
 
 
 def _duration(text: str) -> float:
+    """--cache-ttl: a duration from 0 (0 keeps nothing)."""
     from provider.backends.vault.values import parse_duration
 
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a duration from 0 such as 30s, 2m or 1m30s "
+                                         "(0 keeps nothing)")
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"{text!r} is too long a duration; give one such as 30s, 2m or 1m30s")
     return seconds
+
+
+# Counting flags: how many of something, where 0 (when allowed) turns the thing off.
+_FROM_ZERO, _FROM_ONE = whole_number_from(0), whole_number_from(1)
 
 
 FLAGS = (
@@ -111,9 +122,9 @@ FLAGS = (
     Flag("--vault-tls-skip-verify", "do not verify Vault's certificate by default (else VAULT_SKIP_VERIFY); for tests "
          "only", action="store_true"),
     Flag("--vault-cache-size", "Vault tokens kept, one per pod and login setting; 0 disables the cache (a login every "
-         "mount)", default=DEFAULT_CACHE_SIZE, type=int),
+         "mount)", default=DEFAULT_CACHE_SIZE, type=_FROM_ZERO),
     Flag("--vault-concurrency", "Vault reads in flight at once within one mount", default=DEFAULT_CONCURRENCY,
-         type=int),
+         type=_FROM_ONE),
     Flag("--vault-token-scope", "pod: one Vault token per pod (default); service-account: the pods of a service "
          "account share one (fewer logins; not for roles that bind pod-specific claims, see docs/performance.md)",
          default=POD, choices=TOKEN_SCOPES),
@@ -121,7 +132,8 @@ FLAGS = (
          "read them; 0 (default) reads at every mount. A changed secret reaches pods up to this much later",
          default=0.0, type=_duration, metavar="DURATION"),
     Flag("--vault-lease-cache-size", "leased credentials kept per pod and request, so rotation polls get the same ones "
-         "until 2/3 of their lease; 0 reads new credentials at every mount", default=DEFAULT_CACHE_SIZE, type=int),
+         "until 2/3 of their lease; 0 reads new credentials at every mount", default=DEFAULT_CACHE_SIZE,
+         type=_FROM_ZERO),
 )
 POLICY_FLAGS = (
     Flag("--allowed-vault-addresses", "comma-separated URL prefixes SPCs may name as vaultAddress (default: any; "

@@ -17,6 +17,7 @@ from provider.backends.azure.tokenproxy import (
     TokenProxy,
     TokenProxySettings,
     check_proxy_url,
+    check_sni_name,
     cluster_id_from_names,
     sni_name_for_cluster,
     tls_refused,
@@ -69,6 +70,31 @@ def test_cluster_id_from_the_api_server_names(names: list[str], expected: str | 
 def test_proxy_url_rules(url: str, problem: str | None) -> None:
     found = check_proxy_url(url)
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", None),  # unset: computed from the API server's certificate
+        ("  ", None),
+        ("a1b2c3d4.ests.aks", None),
+        ("Proxy-1.example_internal.local", None),
+        ("a" * 63 + ".aks", None),
+        ("a/b", "is not a DNS name"),
+        ("https://proxy.aks", "is not a DNS name"),
+        ("a..b", "is not a DNS name"),
+        ("proxy.aks.", "is not a DNS name"),
+        ("-proxy.aks", "is not a DNS name"),
+        ("a" * 64 + ".aks", "is not a DNS name"),
+        (".".join(["abc"] * 64), "is not a DNS name"),  # 255 characters
+        ("pröxy.aks", "is not a DNS name"),
+        ("10.0.0.1", "is an IP address, which TLS does not send as SNI"),
+        ("::1", "is an IP address"),
+    ],
+)
+def test_sni_name_rules(name: str, problem: str | None) -> None:
+    found = check_sni_name(name)
+    assert (found is None) if problem is None else (found is not None and problem in found and "unset" in found)
 
 
 class Names:
