@@ -115,8 +115,8 @@ def test_an_invalid_default_cloud_stops_the_daemon_at_start(tmp_path: Path) -> N
          "--cloud-name", "AzureMarsCloud"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
-    assert result.returncode != 0
-    assert "cloudName 'AzureMarsCloud' is not valid" in result.stderr
+    assert result.returncode == 2
+    assert "argument --cloud-name: 'AzureMarsCloud' is not a cloud; use one of AzurePublicCloud" in result.stderr
     assert not (tmp_path / "p" / "azure.sock").exists()
 
 
