@@ -38,8 +38,10 @@ from provider._proto import v1alpha1_pb2 as pb
 from provider.audit import AuditLog
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions, AzurePlan
+from provider.backends.azure.policy import AzurePolicy
 from provider.backends.vault.backend import VaultBackend
 from provider.backends.vault.config import VaultPlan, defaults_from
+from provider.backends.vault.policy import VaultPolicy, address_allowed
 from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile, VersionKey
@@ -47,7 +49,7 @@ from provider.findings import Findings
 from provider.localdriver import check_response
 from provider.output import check_file_set
 from provider.paths import path_problem
-from provider.policy import EndpointPolicy, address_allowed
+from provider.policy import FilesPolicy
 from provider.request import (
     POD_NAME,
     POD_NAMESPACE,
@@ -91,9 +93,9 @@ for _made in (ALLOWED_DIR, OUTSIDE_DIR):
 (ALLOWED_DIR / "out").symlink_to(OUTSIDE_DIR)
 ALLOWED_ADDRESSES = ("http://127.0.0.1:8200", "https://vault.corp.example/team-a")
 POLICIES = (
-    EndpointPolicy(),
-    EndpointPolicy(allowed_vault_addresses=ALLOWED_ADDRESSES),
-    EndpointPolicy(allowed_vault_addresses=ALLOWED_ADDRESSES, allowed_files_dir=str(ALLOWED_DIR)),
+    VaultPolicy(),
+    VaultPolicy(allowed_addresses=ALLOWED_ADDRESSES),
+    VaultPolicy(allowed_addresses=ALLOWED_ADDRESSES, files=FilesPolicy(allowed_files_dir=str(ALLOWED_DIR))),
 )
 
 # ---------------------------------------------------------------------------------------------- strategies
@@ -322,13 +324,13 @@ def test_vault_plan_is_a_clean_error_or_safe_paths(objects: str, params: dict[st
         assert obj.mode is None or 0 <= obj.mode <= 0o777
         assert obj.request.path.startswith("/v1/")
     spc_address = params.get("vaultAddress", "").strip()
-    if spc_address and policy.allowed_vault_addresses:
-        assert address_allowed(spc_address, policy.allowed_vault_addresses)
+    if spc_address and policy.allowed_addresses:
+        assert address_allowed(spc_address, policy.allowed_addresses)
     tls = plan.connection.tls
     for name, resolved in (("vaultCACertPath", tls.ca_cert), ("vaultCADirectory", tls.ca_directory),
                            ("vaultTLSClientCertPath", tls.client_cert), ("vaultTLSClientKeyPath", tls.client_key)):
         if params.get(name, "").strip():
-            assert policy.allowed_files_dir, f"{name} accepted without --allowed-files-dir"
+            assert policy.files.allowed_files_dir, f"{name} accepted without --allowed-files-dir"
             assert_under_allowed_dir(resolved)
     for marker in MARKERS:
         assert marker not in repr(plan)
@@ -336,7 +338,7 @@ def test_vault_plan_is_a_clean_error_or_safe_paths(objects: str, params: dict[st
 
 # ------------------------------------------------------------------------------------------------- Azure
 AZURE_KINDS = {ErrorKind.INVALID_ARGUMENT, ErrorKind.PERMISSION_DENIED, ErrorKind.UNAUTHENTICATED}
-AZURE_BACKENDS = [AzureBackend(AzureOptions(split_cert_and_key=split, policy=policy))
+AZURE_BACKENDS = [AzureBackend(AzureOptions(split_cert_and_key=split, policy=AzurePolicy(files=policy.files)))
                   for policy in POLICIES for split in (False, True)]
 
 
@@ -372,7 +374,7 @@ def test_azure_plan_is_a_clean_error_or_safe_paths(objects: str, params: dict[st
             plan = None
     assert guard.network == [], "plan used the network"
     for opened in guard.opened:  # a custom cloud's file, and only under the operator's directory
-        assert policy.allowed_files_dir, f"plan opened {opened} without --allowed-files-dir"
+        assert policy.files.allowed_files_dir, f"plan opened {opened} without --allowed-files-dir"
         assert_under_allowed_dir(opened)
     if plan is None:
         return

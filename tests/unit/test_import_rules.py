@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,25 @@ def test_only_the_server_edge_speaks_grpc() -> None:
                                                       for n in imports(p))}
     assert speaking <= {"provider.server", "provider.wire", "provider.cli", "provider.localdriver",
                         "provider.health"}, speaking
+
+
+def backend_flag_names() -> list[str]:
+    """Every daemon and policy flag the backends declare, as written on the command line and as read from args."""
+    from provider.backends import declarations
+
+    return sorted({name for declaration in declarations() for flag in (*declaration.flags, *declaration.policy_flags)
+                   for name in (flag.option, flag.dest)})
+
+
+def test_the_backends_flags_are_found() -> None:
+    names = backend_flag_names()
+    assert {"--allowed-vault-addresses", "allowed_vault_addresses", "deny_node_identity", "vault_addr"} <= set(names)
+
+
+@pytest.mark.parametrize("path", CORE_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_backend_flag(path: Path) -> None:
+    """A backend's flags are read in its own `create` (Declaration.flag_values); a core module that names
+    one (say, reads `allowed_vault_addresses` with getattr) holds a backend fact."""
+    text = path.read_text()
+    named = [name for name in backend_flag_names() if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)]
+    assert not named, f"{path.name} names {named}: backend flags belong to the backend's package"

@@ -19,15 +19,16 @@ def create(args: argparse.Namespace) -> Any:
     from provider.backends.azure.backend import AzureBackend
     from provider.backends.azure.clouds import canonical_cloud_name, resolve_cloud
     from provider.backends.azure.config import AzureOptions
+    from provider.backends.azure.policy import AzurePolicy
     from provider.backends.azure.tokenproxy import TokenProxySettings
     from provider.errors import ProviderError
-    from provider.policy import policy_from_args
+    from provider.policy import FilesPolicy
 
     flag = declaration.flag_values(args)
-    policy = policy_from_args(args)
+    policy = AzurePolicy.from_flags(flag, FilesPolicy.from_args(args))
     try:
         cloud = canonical_cloud_name(flag["cloud_name"])
-        resolve_cloud("", "", cloud, policy)  # a bad default cloud stops the daemon at start, not every mount
+        resolve_cloud("", "", cloud, policy.files)  # a bad default cloud stops the daemon at start, not every mount
     except ProviderError as exc:
         raise SystemExit(f"azure backend: --cloud-name: {exc.message}") from None
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "").strip()

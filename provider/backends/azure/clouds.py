@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from provider.errors import invalid
-from provider.policy import EndpointPolicy
+from provider.policy import FilesPolicy
 
 AZURE_STACK = "AzureStackCloud"
 # go-autorest reads the custom environment from this variable; we read it (never write it) for the
@@ -81,7 +81,7 @@ def canonical_cloud_name(name: str) -> str:
     raise invalid(f"cloudName {name!r} is not valid; use one of {', '.join(CLOUD_NAMES)}")
 
 
-def resolve_cloud(name: str, env_file: str, default_name: str, policy: EndpointPolicy) -> CloudEnvironment:
+def resolve_cloud(name: str, env_file: str, default_name: str, files: FilesPolicy) -> CloudEnvironment:
     """The environment for an SPC's cloudName ("" = the daemon's --cloud-name) and cloudEnvFileName.
 
     The SPC's file must lie under the operator's --allowed-files-dir; without cloudEnvFileName the
@@ -91,9 +91,9 @@ def resolve_cloud(name: str, env_file: str, default_name: str, policy: EndpointP
     if canonical != AZURE_STACK:
         return KNOWN_CLOUDS[canonical.lower()]
     if env_file:
-        if policy.unchecked_file(env_file, "cloudEnvFileName") is not None:
+        if files.unchecked_file(env_file, "cloudEnvFileName") is not None:
             return LINT_STAND_IN_CLOUD  # lint without the daemon's --allowed-files-dir: the file is not read
-        return load_cloud_file(policy.resolve_spc_file(env_file, "cloudEnvFileName"))
+        return load_cloud_file(files.resolve_spc_file(env_file, "cloudEnvFileName"))
     path = os.environ.get(ENVIRONMENT_FILE_VARIABLE, "")
     if not path:
         raise invalid(

@@ -22,11 +22,11 @@ from provider.backends.azure.declaration import (
     WORKLOAD_IDENTITY_AUDIENCE,
 )
 from provider.backends.azure.objects import KeyVaultObject, check_objects
+from provider.backends.azure.policy import AzurePolicy
 from provider.backends.azure.tokenproxy import TokenProxySettings
 from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.findings import Findings, checked
 from provider.paths import PathClaim, path_clashes
-from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo
 from provider.scalars import GO_BOOL, BoolSyntax
 
@@ -41,7 +41,7 @@ class AzureOptions:
     construct_pem_chain: bool = True
     split_cert_and_key: bool = False
     default_cloud: str = DEFAULT_CLOUD
-    policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    policy: AzurePolicy = field(default_factory=AzurePolicy)
     token_proxy: TokenProxySettings = field(default_factory=TokenProxySettings)
 
 
@@ -165,11 +165,11 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
     elif not _TENANT.match(tenant_id):
         findings.error(invalid("tenantID must be a tenant GUID or domain name (letters, digits, '-' and '.')"))
     env_file = params.get("cloudEnvFileName", "").strip()
-    unchecked = options.policy.unchecked_file(env_file, "cloudEnvFileName") if env_file else None
+    unchecked = options.policy.files.unchecked_file(env_file, "cloudEnvFileName") if env_file else None
     if unchecked:
         findings.warn(unchecked, key="file:cloudEnvFileName")
     cloud = findings.attempt(lambda: resolve_cloud(
-        params.get("cloudName", ""), params.get("cloudEnvFileName", ""), options.default_cloud, options.policy
+        params.get("cloudName", ""), params.get("cloudEnvFileName", ""), options.default_cloud, options.policy.files
     ))
     if use_pod_identity:
         findings.error(invalid(

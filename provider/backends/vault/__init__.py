@@ -28,8 +28,9 @@ def create(args: argparse.Namespace) -> Any:
         SKIP_VERIFY,
         defaults_from,
     )
+    from provider.backends.vault.policy import VaultPolicy
     from provider.kube import TokenRequester
-    from provider.policy import policy_from_args
+    from provider.policy import FilesPolicy
 
     flag = declaration.flag_values(args)
     flags = {
@@ -44,7 +45,7 @@ def create(args: argparse.Namespace) -> Any:
     }
     try:
         defaults = defaults_from(os.environ, flags, flag["vault_mount"] or DEFAULT_AUTH_MOUNT,
-                                 policy_from_args(args))
+                                 VaultPolicy.from_flags(flag, FilesPolicy.from_args(args)))
     except ValueError as exc:
         raise SystemExit(f"vault backend: {exc}") from None
     return VaultBackend(

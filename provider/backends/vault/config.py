@@ -34,11 +34,11 @@ from provider.backends.vault.declaration import (
     SKIP_VERIFY,
 )
 from provider.backends.vault.objects import VaultObject, check_objects
+from provider.backends.vault.policy import VaultPolicy
 from provider.contract import spc_label
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked
 from provider.plainurl import has_dot_segment, parse_plain_url, shown_url
-from provider.policy import EndpointPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
 from provider.scalars import GO_BOOL
 
@@ -86,7 +86,7 @@ class Defaults:
 
     layers: tuple[Mapping[str, str], ...] = ()
     auth_mount: str = DEFAULT_AUTH_MOUNT
-    policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    policy: VaultPolicy = field(default_factory=VaultPolicy)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class VaultPlan:
 
 
 def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | None],
-                  auth_mount: str = DEFAULT_AUTH_MOUNT, policy: EndpointPolicy | None = None) -> Defaults:
+                  auth_mount: str = DEFAULT_AUTH_MOUNT, policy: VaultPolicy | None = None) -> Defaults:
     """The daemon's defaults; raises ValueError (at start-up) for a bad value, naming its source."""
     env_layer = {name: environ.get(var, "") for name, var in ENVIRONMENT.items()}
     flag_layer = {name: _flag_text(value) for name, value in flags.items()}
@@ -120,7 +120,7 @@ def defaults_from(environ: Mapping[str, str], flags: Mapping[str, str | bool | N
     if mount_path_problem(auth_mount or ""):
         raise ValueError(f"--vault-mount {auth_mount!r} is not an auth mount path such as 'kubernetes' or 'jwt' "
                          f"({mount_path_problem(auth_mount or '')})")
-    return Defaults(layers=(env_layer, flag_layer), auth_mount=auth_mount, policy=policy or EndpointPolicy())
+    return Defaults(layers=(env_layer, flag_layer), auth_mount=auth_mount, policy=policy or VaultPolicy())
 
 
 def _flag_text(value: str | bool | None) -> str:
@@ -157,7 +157,7 @@ def check_plan(ctx: MountContext, defaults: Defaults, findings: Findings) -> Vau
     connection = findings.attempt(lambda: _connection(params, defaults, spc))
     for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY):
         path = params.get(name, "").strip()
-        unchecked = defaults.policy.unchecked_file(path, name) if path else None
+        unchecked = defaults.policy.files.unchecked_file(path, name) if path else None
         if unchecked:
             findings.warn(unchecked, key=f"file:{name}")
     audience = params.get(AUDIENCE, "").strip()
@@ -189,24 +189,25 @@ def mount_path_problem(mount: str) -> str | None:
 def _connection(params: Mapping[str, str], defaults: Defaults, spc: str) -> Connection:
     layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
     address = check_address(_last(layers, ADDRESS) or DEFAULT_ADDRESS, f"SecretProviderClass {spc}")
-    files_root = os.path.realpath(defaults.policy.allowed_files_dir) if defaults.policy.allowed_files_dir else ""
+    files = defaults.policy.files
+    files_root = os.path.realpath(files.allowed_files_dir) if files.allowed_files_dir else ""
     return Connection(address=address, namespace=_last(layers, NAMESPACE).strip("/"),
                       tls=_tls(layers, spc, files_root))
 
 
-def _spc_layer(params: Mapping[str, str], policy: EndpointPolicy, spc: str) -> dict[str, str]:
+def _spc_layer(params: Mapping[str, str], policy: VaultPolicy, spc: str) -> dict[str, str]:
     """The SPC's parameters, with its address and files checked against the operator's policy."""
     layer = dict(params)
     _pair(layer, CLIENT_CERT, CLIENT_KEY, f"SecretProviderClass {spc}", both_required=True)
     address = layer.get(ADDRESS, "").strip()
     if address:
         layer[ADDRESS] = check_address(address, f"SecretProviderClass {spc}")
-        policy.check_vault_address(layer[ADDRESS], f"SecretProviderClass {spc}: vaultAddress")
+        policy.check_address_allowed(layer[ADDRESS], f"SecretProviderClass {spc}: vaultAddress")
     if _skip_verify(layer.get(SKIP_VERIFY, ""), f"SecretProviderClass {spc}"):
         policy.check_skip_tls_verify(f"SecretProviderClass {spc}: vaultSkipTLSVerify")
     for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY):
         if layer.get(name, "").strip():
-            layer[name] = policy.resolve_spc_file(layer[name].strip(), f"SecretProviderClass {spc}: {name}")
+            layer[name] = policy.files.resolve_spc_file(layer[name].strip(), f"SecretProviderClass {spc}: {name}")
     return layer
 
 

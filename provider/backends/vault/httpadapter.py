@@ -7,7 +7,7 @@ X-Vault-Request, X-Vault-Token and X-Vault-Namespace headers, the same URL joini
 answers with a small response object that has the parts of requests.Response that callers read.
 
 Nothing follows a redirect automatically: the adapter asks `redirects.decide` (at most one, re-checked
-against the endpoint policy, never to a weaker scheme) and sends the same request once more to the
+against the Vault policy, never to a weaker scheme) and sends the same request once more to the
 target it allows, on a connection of its own; a refusal is raised as RedirectRefused naming the target.
 Its transport errors say whether the request can have reached Vault, which is what decides a retry.
 """
@@ -31,9 +31,9 @@ from urllib.parse import unquote, urlencode, urlsplit
 import hvac.adapters
 import hvac.utils
 
+from provider.backends.vault.policy import VaultPolicy
 from provider.backends.vault.redirects import REDIRECT_STATUSES, decide
 from provider.fanout import FairGate
-from provider.policy import EndpointPolicy
 
 # Connections open at once to one Vault address per TLS setting; a call waits for a free one.
 MAX_CONNECTIONS = 32
@@ -354,7 +354,7 @@ class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is unt
     `redirects.decide` allows under the policy: to `elsewhere(target)`, the endpoint for the target."""
 
     def __init__(self, base_uri: str, pool: ConnectionPool, namespace: str | None = None,
-                 request_header: bool = True, policy: EndpointPolicy | None = None, origin: str = "",
+                 request_header: bool = True, policy: VaultPolicy | None = None, origin: str = "",
                  elsewhere: Callable[[str], Endpoint] | None = None) -> None:
         # Not Adapter.__init__: it builds a requests.Session that this adapter never uses.
         self.base_uri = base_uri.rstrip("/")
@@ -367,7 +367,7 @@ class PooledAdapter(hvac.adapters.Adapter):  # type: ignore[misc]  # hvac is unt
         self.request_header = request_header
         self._kwargs: dict[str, Any] = {"timeout": DEFAULT_TIMEOUT}
         self.pool = pool
-        self._policy = policy or EndpointPolicy()
+        self._policy = policy or VaultPolicy()
         self._origin = origin  # a unix:// address, which the URLs here only show as http://localhost
         self._elsewhere = elsewhere
 

@@ -4,7 +4,7 @@ A redirected request is sent again with the pod's Vault token or, for a login, i
 must be a place the operator lets credentials go. Like the official Vault client, the provider turns
 its HTTP library's automatic redirects off and follows at most one itself (an HA standby pointing at
 the active node), never from https to plain http; in addition, the target must be a plain URL that the
-endpoint policy allows (the allowlist, with its path narrowing, when set). The transport asks `decide`
+Vault policy allows (the allowlist, with its path narrowing, when set). The transport asks `decide`
 before it sends anything to the target.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
+from provider.backends.vault.policy import VaultPolicy
 from provider.errors import ErrorKind, ProviderError
 from provider.plainurl import parse_plain_url, shown_url
-from provider.policy import EndpointPolicy, address_allowed
 
 MAX_REDIRECTS = 1
 # The statuses that ask for the same request elsewhere (303 asks for a GET instead, which no Vault sends).
@@ -32,7 +32,7 @@ class RedirectRefused(ProviderError):
         self.reason = reason
 
 
-def decide(next_url: str, current_url: str, policy: EndpointPolicy, *, status: int = 307, followed: int = 0) -> str:
+def decide(next_url: str, current_url: str, policy: VaultPolicy, *, status: int = 307, followed: int = 0) -> str:
     """The URL to send the request to once more, rebuilt from its checked parts; RedirectRefused saying why not.
 
     next_url is the Location header (it may be relative to current_url, the URL just requested);
@@ -57,7 +57,7 @@ def decide(next_url: str, current_url: str, policy: EndpointPolicy, *, status: i
     if current_scheme == "https" and parts.scheme != "https":
         raise RedirectRefused(ErrorKind.PERMISSION_DENIED, target,
                               "it goes from https to plain http, which would send credentials unencrypted")
-    if policy.allowed_vault_addresses and not address_allowed(parts.text, policy.allowed_vault_addresses):
+    if not policy.allows_address(parts.text):
         raise RedirectRefused(ErrorKind.PERMISSION_DENIED, target,
                               "it is not under an address this provider's --allowed-vault-addresses allows; "
                               "the operator can add the Vault node's address")

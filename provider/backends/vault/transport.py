@@ -22,8 +22,9 @@ import requests.utils
 
 from provider.backends.vault.config import Connection, TLSSettings
 from provider.backends.vault.httpadapter import MAX_CONNECTIONS, ConnectionPool, Endpoint, PooledAdapter, Proxy
+from provider.backends.vault.policy import VaultPolicy
 from provider.errors import ErrorKind, ProviderError, invalid
-from provider.policy import EndpointPolicy, under_directory
+from provider.policy import under_directory
 
 SESSION_SECONDS = 300.0
 MAX_SESSIONS = 64
@@ -123,7 +124,7 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
 
 
-def build_session(connection: Connection, policy: EndpointPolicy | None = None,
+def build_session(connection: Connection, policy: VaultPolicy | None = None,
                   mounts_at_once: int = 4) -> PooledAdapter:
     """An hvac adapter with its own connection pool, set up for the connection (does file I/O for certificates);
     a redirect is followed only as `redirects.decide` allows under the policy."""
@@ -167,8 +168,8 @@ def _environment_proxy(address: str) -> Proxy | None:
 class SessionCache:
     """Adapters by connection setting, rebuilt after SESSION_SECONDS, at most MAX_SESSIONS kept."""
 
-    def __init__(self, policy: EndpointPolicy | None = None, reads_per_mount: int = 8) -> None:
-        self._policy = policy or EndpointPolicy()
+    def __init__(self, policy: VaultPolicy | None = None, reads_per_mount: int = 8) -> None:
+        self._policy = policy or VaultPolicy()
         # As many mounts read through one pool at once as its connections can serve together.
         self.mounts_at_once = max(1, MAX_CONNECTIONS // max(1, reads_per_mount))
         self._sessions: OrderedDict[Connection, VaultSession] = OrderedDict()

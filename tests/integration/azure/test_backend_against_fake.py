@@ -12,12 +12,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from provider.backends.azure.backend import AzureBackend
 from provider.backends.azure.config import AzureOptions
+from provider.backends.azure.policy import AzurePolicy
 from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
 from provider.files import SecretFile
 from provider.localdriver import PodIdentity, build_mount_request
 from provider.metrics import Metrics
-from provider.policy import EndpointPolicy
+from provider.policy import FilesPolicy
 from provider.request import parse_mount_request
 from tests.support.azure_fake.entra import EXCHANGE_AUDIENCE
 from tests.support.azure_fake.pki import new_key
@@ -265,7 +266,7 @@ def test_custom_cloud_from_the_allowed_directory(in_process: World, tmp_path: An
     vault = world.vault("kv-stack", STACK)
     vault.set_secret("secret1", "on azure stack")
     path = cloud_file(tmp_path)
-    backend = AzureBackend(AzureOptions(policy=EndpointPolicy(allowed_files_dir=str(tmp_path))))
+    backend = AzureBackend(AzureOptions(policy=AzurePolicy(files=FilesPolicy(allowed_files_dir=str(tmp_path)))))
     params = world.workload(vault.name, cloudName="AzureStackCloud", cloudEnvFileName=path.name)
     assert mount(backend, world, params, [SECRET])[0].contents == b"on azure stack"
     assert {r.host for r in world.fake.records()} == {"kv-stack.vault.azurestack.test", "login.azurestack.test"}

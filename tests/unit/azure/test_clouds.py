@@ -16,7 +16,7 @@ from provider.backends.azure.clouds import (
     vault_url,
 )
 from provider.errors import ErrorKind, ProviderError
-from provider.policy import EndpointPolicy
+from provider.policy import FilesPolicy
 
 STACK = {"name": "AzureStackCloud", "activeDirectoryEndpoint": "https://adfs.local.azurestack.external/adfs/",
          "keyVaultEndpoint": "https://vault.local.azurestack.external",
@@ -46,7 +46,7 @@ def test_unknown_cloud() -> None:
      ("AzureGermanCloud", "https://login.microsoftonline.de/", "https://vault.microsoftazure.de/")],
 )
 def test_known_clouds(cloud: str, authority: str, resource: str) -> None:
-    env = resolve_cloud(cloud, "", "AzurePublicCloud", EndpointPolicy())
+    env = resolve_cloud(cloud, "", "AzurePublicCloud", FilesPolicy())
     assert (env.authority_host, env.keyvault_resource) == (authority, resource)
 
 
@@ -107,18 +107,18 @@ def test_oversized_cloud_file(tmp_path: Path) -> None:
 
 def test_daemon_environment_file_for_the_default_stack_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENVIRONMENT_FILE_VARIABLE, write(tmp_path, STACK))
-    env = resolve_cloud("", "", "AzureStackCloud", EndpointPolicy())
+    env = resolve_cloud("", "", "AzureStackCloud", FilesPolicy())
     assert env.keyvault_dns_suffix == "vault.local.azurestack.external"
     monkeypatch.delenv(ENVIRONMENT_FILE_VARIABLE)
     with pytest.raises(ProviderError, match="needs cloudEnvFileName"):
-        resolve_cloud("", "", "AzureStackCloud", EndpointPolicy())
+        resolve_cloud("", "", "AzureStackCloud", FilesPolicy())
 
 
 def test_spc_cloud_file_needs_the_operator_directory(tmp_path: Path) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     write(allowed, STACK, "stack.json")
-    policy = EndpointPolicy(allowed_files_dir=str(allowed))
+    policy = FilesPolicy(allowed_files_dir=str(allowed))
     assert resolve_cloud("AzureStackCloud", "stack.json", "AzurePublicCloud", policy).name == "AzureStackCloud"
     assert resolve_cloud("AzureStackCloud", str(allowed / "stack.json"), "x", policy).name == "AzureStackCloud"
     for outside in ("../stack.json", "/etc/passwd", os.path.join(str(tmp_path), "stack.json")):
@@ -129,5 +129,5 @@ def test_spc_cloud_file_needs_the_operator_directory(tmp_path: Path) -> None:
 
 def test_cloud_env_file_is_ignored_for_named_clouds(tmp_path: Path) -> None:
     # Like the official provider: cloudEnvFileName only counts with AzureStackCloud.
-    env = resolve_cloud("AzureChinaCloud", "/etc/passwd", "AzurePublicCloud", EndpointPolicy())
+    env = resolve_cloud("AzureChinaCloud", "/etc/passwd", "AzurePublicCloud", FilesPolicy())
     assert env.name == "AzureChinaCloud"

@@ -19,8 +19,9 @@ from provider.backends.azure.config import (
     parse_bool,
 )
 from provider.backends.azure.declaration import DECLARATION
+from provider.backends.azure.policy import AzurePolicy
 from provider.errors import ErrorKind, ProviderError
-from provider.policy import EndpointPolicy
+from provider.policy import FilesPolicy
 from provider.request import MountContext, parse_mount_request
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -212,7 +213,7 @@ def test_custom_cloud_from_a_file_under_the_allowed_directory(tmp_path: Path) ->
     (tmp_path / "stack.json").write_text(json.dumps({
         "name": "AzureStackCloud", "activeDirectoryEndpoint": "https://login.stack.example/",
         "keyVaultEndpoint": "https://vault.stack.example/", "keyVaultDNSSuffix": "vault.stack.example"}))
-    options = AzureOptions(policy=EndpointPolicy(allowed_files_dir=str(tmp_path)))
+    options = AzureOptions(policy=AzurePolicy(files=FilesPolicy(allowed_files_dir=str(tmp_path))))
     plan = build_plan(context(base(cloudName="AzureStackCloud", cloudEnvFileName="stack.json"), secrets=SP_SECRETS),
                       options)
     assert plan.vault_url == "https://testkv.vault.stack.example/"

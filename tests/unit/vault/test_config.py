@@ -20,9 +20,10 @@ from provider.backends.vault.config import (
     defaults_from,
     parse_plan,
 )
+from provider.backends.vault.policy import VaultPolicy
 from provider.contract import plan_mount
 from provider.errors import ErrorKind, ProviderError
-from provider.policy import EndpointPolicy
+from provider.policy import FilesPolicy
 from provider.request import MountContext, parse_mount_request
 
 POD = {
@@ -73,7 +74,7 @@ def test_parse_config_set_all_options(tmp_path: Path) -> None:
         "vaultTLSClientKeyPath": "my-client-key-path", "vaultKubernetesMountPath": "my-mount-path",
         "vaultNamespace": "my-namespace", "audience": "my-aud",
     }
-    defaults = Defaults(policy=EndpointPolicy(allowed_files_dir=str(tmp_path)))
+    defaults = Defaults(policy=VaultPolicy(files=FilesPolicy(allowed_files_dir=str(tmp_path))))
     plan = parse_plan(context(params, {"my-aud": "my-pod-sa-token", "other-aud": "unused-token"}), defaults)
     assert plan.auth_mount == "my-mount-path"
     base = os.path.realpath(tmp_path)
@@ -177,15 +178,15 @@ def test_skip_verify_precedence(env: str, flag: bool | None, spc: str, expected:
 @pytest.mark.parametrize(
     ("params", "policy", "message"),
     [  # SPC authors are untrusted: their files and addresses go through the operator's policy
-        ({"vaultCACertPath": "/etc/shadow"}, EndpointPolicy(), "vaultCACertPath names a file on the provider's disk"),
-        ({"vaultCACertPath": "../../etc/shadow"}, EndpointPolicy(allowed_files_dir="/srv/ca"),
+        ({"vaultCACertPath": "/etc/shadow"}, VaultPolicy(), "vaultCACertPath names a file on the provider's disk"),
+        ({"vaultCACertPath": "../../etc/shadow"}, VaultPolicy(files=FilesPolicy(allowed_files_dir="/srv/ca")),
          "must name a file under the directory set by --allowed-files-dir"),
-        ({"vaultTLSClientCertPath": "c", "vaultTLSClientKeyPath": "k"}, EndpointPolicy(), "vaultTLSClientCertPath"),
-        ({"vaultAddress": "https://vault.evil.example"}, EndpointPolicy(("https://vault.corp.example",)),
+        ({"vaultTLSClientCertPath": "c", "vaultTLSClientKeyPath": "k"}, VaultPolicy(), "vaultTLSClientCertPath"),
+        ({"vaultAddress": "https://vault.evil.example"}, VaultPolicy(("https://vault.corp.example",)),
          "is not allowed by this provider's --allowed-vault-addresses"),
     ],
 )
-def test_spc_files_and_addresses_follow_the_policy(params: dict[str, str], policy: EndpointPolicy,
+def test_spc_files_and_addresses_follow_the_policy(params: dict[str, str], policy: VaultPolicy,
                                                    message: str) -> None:
     with pytest.raises(ProviderError) as caught:
         parse_plan(context({"roleName": "r", "objects": OBJECTS} | params), Defaults(policy=policy))
@@ -210,12 +211,12 @@ def test_a_daemon_address_that_is_not_plain_stops_the_daemon(address: str, sourc
 
 
 @pytest.mark.parametrize(("policy", "refused"), [
-    (EndpointPolicy(), False),  # no allowlist: the SPC may choose, as with the official provider
-    (EndpointPolicy(("https://vault.corp.example",)), True),
-    (EndpointPolicy(("https://vault.corp.example",), allow_skip_tls_verify=True), False),
+    (VaultPolicy(), False),  # no allowlist: the SPC may choose, as with the official provider
+    (VaultPolicy(("https://vault.corp.example",)), True),
+    (VaultPolicy(("https://vault.corp.example",), allow_skip_tls_verify=True), False),
 ])
 @pytest.mark.parametrize("value", ["true", "1", "True", "false"])
-def test_skipping_tls_verification_with_an_allowlist(policy: EndpointPolicy, refused: bool, value: str) -> None:
+def test_skipping_tls_verification_with_an_allowlist(policy: VaultPolicy, refused: bool, value: str) -> None:
     params = {"roleName": "r", "objects": OBJECTS, "vaultAddress": "https://vault.corp.example",
               "vaultSkipTLSVerify": value}
     if refused and value != "false":
@@ -229,12 +230,12 @@ def test_skipping_tls_verification_with_an_allowlist(policy: EndpointPolicy, ref
 
 
 def test_the_operators_skip_verify_is_not_limited_by_the_policy() -> None:
-    defaults = defaults_from({}, {"vaultSkipTLSVerify": True}, policy=EndpointPolicy(("https://vault.corp.example",)))
+    defaults = defaults_from({}, {"vaultSkipTLSVerify": True}, policy=VaultPolicy(("https://vault.corp.example",)))
     assert parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults).connection.tls.skip_verify
 
 
 def test_only_files_the_spc_named_are_confined() -> None:
-    policy = EndpointPolicy(allowed_files_dir="/srv/allowed")
+    policy = VaultPolicy(files=FilesPolicy(allowed_files_dir="/srv/allowed"))
     defaults = defaults_from({}, {"vaultCADirectory": "/etc/ssl/certs", "vaultTLSClientCertPath": "/etc/c.pem",
                                   "vaultTLSClientKeyPath": "/etc/k.pem"}, policy=policy)
     tls = parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults).connection.tls
@@ -244,7 +245,7 @@ def test_only_files_the_spc_named_are_confined() -> None:
 
 
 def test_daemon_settings_are_not_limited_by_the_policy() -> None:
-    policy = EndpointPolicy(("https://vault.corp.example",))
+    policy = VaultPolicy(("https://vault.corp.example",))
     defaults = defaults_from({}, {"vaultAddress": "http://127.0.0.1:8200", "vaultCACertPath": "/etc/ca.pem"},
                              policy=policy)
     plan = parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults)
@@ -260,7 +261,7 @@ def test_tls_pairs_come_whole_from_one_layer(tmp_path: Path) -> None:
     tls = parse_plan(context({"roleName": "r", "objects": OBJECTS}), defaults).connection.tls
     assert (tls.ca_cert, tls.ca_directory) == ("", "/flags/cas")
     assert (tls.client_cert, tls.client_key, tls.server_name) == ("/env/c.pem", "/env/k.pem", "env-sni")
-    defaults = dataclasses.replace(defaults, policy=EndpointPolicy(allowed_files_dir=str(tmp_path)))
+    defaults = dataclasses.replace(defaults, policy=VaultPolicy(files=FilesPolicy(allowed_files_dir=str(tmp_path))))
     plan = parse_plan(context({"roleName": "r", "objects": OBJECTS, "vaultCACertPath": "ca.pem"}), defaults)
     assert (plan.connection.tls.ca_cert, plan.connection.tls.ca_directory) == (
         os.path.join(os.path.realpath(tmp_path), "ca.pem"), "")

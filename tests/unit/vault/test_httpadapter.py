@@ -287,12 +287,12 @@ def test_one_redirect_is_followed_with_the_same_request(server: TCPServer, targe
 def test_redirects_the_policy_refuses_are_errors_naming_the_target(server: TCPServer, target: TCPServer,
                                                                    location: str, allowed: str,
                                                                    why: str | None) -> None:
+    from provider.backends.vault.policy import VaultPolicy
     from provider.backends.vault.redirects import RedirectRefused
-    from provider.policy import EndpointPolicy
 
     server.behaviour.location = location.format(target=target.address)
     target.behaviour.location = f"{target.address}/v1/ok"
-    policy = EndpointPolicy(allowed_vault_addresses=(allowed.format(server=server.address),) if allowed else ())
+    policy = VaultPolicy(allowed_addresses=(allowed.format(server=server.address),) if allowed else ())
     adapter = transport.build_session(Connection(server.address), policy)
     if why is None:
         with pytest.raises(ConnectFailed):

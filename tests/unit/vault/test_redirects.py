@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from provider.backends.vault.policy import VaultPolicy
 from provider.backends.vault.redirects import RedirectRefused, decide
 from provider.errors import ErrorKind
-from provider.policy import EndpointPolicy
 
-ANY = EndpointPolicy()
-LISTED = EndpointPolicy(("https://vault-0.corp.example:8200", "https://vault-1.corp.example:8200",
-                         "http://127.0.0.1:8200", "https://gw.corp.example/team-a"))
+ANY = VaultPolicy()
+LISTED = VaultPolicy(("https://vault-0.corp.example:8200", "https://vault-1.corp.example:8200",
+                      "http://127.0.0.1:8200", "https://gw.corp.example/team-a"))
 ACTIVE = "https://vault-0.corp.example:8200/v1/secret/data/app"
 STANDBY = "https://vault-1.corp.example:8200/v1/secret/data/app"
 DENIED, UNAVAILABLE = ErrorKind.PERMISSION_DENIED, ErrorKind.UNAVAILABLE
@@ -58,7 +58,7 @@ DENIED, UNAVAILABLE = ErrorKind.PERMISSION_DENIED, ErrorKind.UNAVAILABLE
         ("http://127.0.0.1:8200/v1/x", "unix:///run/agent.sock", ANY, 307, 0, (DENIED, "unix:// address")),
     ],
 )
-def test_decide(location: str, current: str, policy: EndpointPolicy, status: int, followed: int,
+def test_decide(location: str, current: str, policy: VaultPolicy, status: int, followed: int,
                 expected: str | tuple[ErrorKind, str]) -> None:
     if isinstance(expected, str):
         assert decide(location, current, policy, status=status, followed=followed) == expected
