@@ -10,11 +10,14 @@ calling backends on behalf of helpers.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -72,7 +75,7 @@ class FanOut:
 
     def __init__(self, workers: int, name: str) -> None:
         self.workers = max(1, workers)
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=name)
+        self._pool = _Helpers(self.workers, name)
 
     def run(self, fn: Callable[[T], R], items: Sequence[T], limit: int,
             time_left: Callable[[], float]) -> list[R]:
@@ -87,8 +90,9 @@ class FanOut:
                     raise DeadlinePassed(range(index, len(items))) from None
             return results
         batch = _Batch(fn, items)
-        for _ in range(min(limit, len(items)) - 1):
-            self._pool.submit(batch.work)
+        # Only helpers that are free now: work queued behind other mounts' would wake a thread for nothing
+        # once this mount's own thread has done it.
+        self._pool.offer(batch.work, min(limit, len(items)) - 1)
         try:
             batch.work()
             return batch.results(time_left)
@@ -96,8 +100,52 @@ class FanOut:
             batch.cancel()
 
 
+class _Helpers:
+    """Up to `size` threads, started when first needed, taking work from one queue. A thread is free when
+    it waits for work and no work is queued for it; `offer` hands work to free (or new) threads only."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self.name = name
+        self._work: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._free = 0
+
+    def offer(self, work: Callable[[], object], helpers: int) -> int:
+        """work() on up to `helpers` threads that are free or can be started; how many took it."""
+        with self._lock:
+            taken = min(max(0, helpers), self._free + self.size - self._threads)
+            started = max(0, taken - self._free)
+            self._free -= taken - started
+            first = self._threads
+            self._threads += started
+        for _ in range(taken):
+            self._work.put(work)
+        for number in range(first, first + started):
+            # Daemon threads: a helper's work belongs to a mount that waits for it, never to shutdown.
+            threading.Thread(target=self._serve, name=f"{self.name}_{number}", daemon=True).start()
+        return taken
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        """fn(*args) on a helper, queued when none is free."""
+        if not self.offer(lambda: fn(*args), 1):
+            self._work.put(lambda: fn(*args))
+
+    def _serve(self) -> None:
+        while True:
+            work = self._work.get()
+            try:
+                work()
+            except BaseException:  # a batch keeps its own errors; anything else must not end the helper
+                log.exception("a fan-out helper's work failed")
+            with self._lock:
+                self._free += 1
+
+
 class _Batch(Generic[T, R]):
-    """One mount's items: taken one at a time by whichever thread is free, results kept by index."""
+    """One mount's items: taken one at a time by whichever thread is free, results kept by index. The mount's
+    thread sleeps on `_wake` (held from the start) until the last item is done or one has failed."""
 
     def __init__(self, fn: Callable[[T], R], items: Sequence[T]) -> None:
         self._fn = fn
@@ -105,15 +153,20 @@ class _Batch(Generic[T, R]):
         self._next = 0
         self._done = 0
         self._cancelled = False
+        self._failed = False
         self._results: list[R | None] = [None] * len(items)
         self._errors: list[BaseException | None] = [None] * len(items)
         self._finished = [False] * len(items)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._woken = False
 
     def work(self) -> None:
+        count = len(self._items)
         while True:
-            with self._changed:
-                if self._cancelled or self._next >= len(self._items) or any(self._errors):
+            with self._lock:
+                if self._cancelled or self._failed or self._next >= count:
                     return
                 index = self._next
                 self._next += 1
@@ -122,29 +175,34 @@ class _Batch(Generic[T, R]):
                 error: BaseException | None = None
             except BaseException as exc:  # handed to the mount's thread, raised there
                 result, error = None, exc
-            with self._changed:
+            with self._lock:
                 self._results[index] = result
                 self._errors[index] = error
                 self._finished[index] = not isinstance(error, DeadlinePassed)
                 self._done += 1
-                self._changed.notify_all()
+                self._failed = self._failed or error is not None
+                if (self._failed or self._done == count) and not self._woken:
+                    self._woken = True
+                    self._wake.release()
 
     def results(self, time_left: Callable[[], float]) -> list[R]:
-        with self._changed:
-            while True:
-                failed = next((e for e in self._errors if e is not None), None)
+        while True:
+            with self._lock:
+                failed = next((e for e in self._errors if e is not None), None) if self._failed else None
                 if isinstance(failed, DeadlinePassed):
                     raise DeadlinePassed([i for i, finished in enumerate(self._finished) if not finished])
                 if failed is not None:
                     raise failed
                 if self._done == len(self._items):
                     return list(self._results)  # type: ignore[arg-type]
-                left = time_left()
-                if left <= 0:
-                    raise DeadlinePassed([i for i, finished in enumerate(self._finished) if not finished])
-                self._changed.wait(left)
+                unfinished = [i for i, finished in enumerate(self._finished) if not finished]
+            left = time_left()
+            if left <= 0:
+                raise DeadlinePassed(unfinished)
+            if self._wake.acquire(timeout=left):
+                self._wake.release()  # stays open: every later look finds the batch done or failed
 
     def cancel(self) -> None:
         """Helpers that start after the mount has answered take nothing."""
-        with self._changed:
+        with self._lock:
             self._cancelled = True

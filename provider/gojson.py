@@ -22,13 +22,20 @@ class RenderError(ValueError):
     """Why a value cannot be written; the caller adds the object and path. Never holds the value."""
 
 
-def parse_json(body: bytes) -> Any:
-    """Vault's JSON answer with numbers kept as JsonNumber; raises ValueError when it is not JSON."""
-    return json.loads(body, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant)
-
-
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every answer, as json.loads keeps one for its defaults: json.loads with arguments builds
+# a decoder and its scanner at every call.
+_DECODER = json.JSONDecoder(parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant)
+
+
+def parse_json(body: bytes) -> Any:
+    """Vault's JSON answer with numbers kept as JsonNumber; raises ValueError when it is not JSON."""
+    if isinstance(body, str):
+        return json.loads(body, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant)
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))  # what json.loads does
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",

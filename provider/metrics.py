@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 THROTTLED_STATUS = 429
+# Label sets whose child metric is kept at hand: the fixed sets above come to a few dozen.
+MAX_KEPT_CHILDREN = 1024
 
 
 class Metrics:
@@ -60,16 +64,28 @@ class Metrics:
         )
         self.audit_write_failures = Counter("provider_audit_write_failures_total",
                                             "Audit records that could not be written.", registry=registry)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def labels(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """metric.labels(*values), the child kept: prometheus-client checks and looks up the labels under a lock
+        at every call, and a mount makes a dozen of them."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < MAX_KEPT_CHILDREN:
+                self._children[key] = child
+        return child
 
     def backend_request(self, backend: str, operation: str, status: int | None, seconds: float) -> None:
         """One request to a backend: its status (None: no answer) and how long it took."""
-        self.backend_requests.labels(backend, operation, status_class(status)).inc()
+        self.labels(self.backend_requests, backend, operation, status_class(status)).inc()
         if status == THROTTLED_STATUS:
-            self.backend_throttled.labels(backend, operation).inc()
-        self.backend_request_seconds.labels(backend, operation).observe(seconds)
+            self.labels(self.backend_throttled, backend, operation).inc()
+        self.labels(self.backend_request_seconds, backend, operation).observe(seconds)
 
     def cache_lookup(self, backend: str, cache: str, result: str) -> None:
-        self.cache_lookups.labels(backend, cache, result).inc()
+        self.labels(self.cache_lookups, backend, cache, result).inc()
 
 
 def status_class(status: int | None) -> str:

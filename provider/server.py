@@ -68,7 +68,7 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
         records: list[ObjectRecord] = []
         error: ProviderError | None = None
         mode = ""
-        self.metrics.mounts_in_flight.labels(name).inc()
+        self.metrics.labels(self.metrics.mounts_in_flight, name).inc()
         try:
             deadline = deadline_from(context.time_remaining())
             ctx = parse_mount_request(request.attributes, request.secrets, request.permission, request.target_path)
@@ -93,16 +93,16 @@ class MountServicer(pb_grpc.CSIDriverProviderServicer):
                 ErrorKind.INTERNAL, f"internal error in the {name} provider; the provider log has the details"
             )
         finally:
-            self.metrics.mounts_in_flight.labels(name).dec()
+            self.metrics.labels(self.metrics.mounts_in_flight, name).dec()
         elapsed = time.monotonic() - started
         kind = error.kind.value if error else ""
-        self.metrics.mounts.labels(name, kind).inc()
-        self.metrics.identity_mounts.labels(name, mode, kind).inc()
-        self.metrics.mount_seconds.labels(name, kind).observe(elapsed)
+        self.metrics.labels(self.metrics.mounts, name, kind).inc()
+        self.metrics.labels(self.metrics.identity_mounts, name, mode, kind).inc()
+        self.metrics.labels(self.metrics.mount_seconds, name, kind).observe(elapsed)
         if error is None:
             self.mounted.mounted(request.target_path)
         elif self.mounted.was_mounted(request.target_path):
-            self.metrics.remount_failures.labels(name, kind).inc()
+            self.metrics.labels(self.metrics.remount_failures, name, kind).inc()
         # Redacted (a backend's words may repeat a credential), then bounded: the driver must be able to read it.
         details = bounded(self.redactor.text(error.message)) if error is not None else ""
         self._report(ctx, records, error, details, elapsed, mode)

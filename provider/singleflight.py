@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 R = TypeVar("R")
@@ -20,7 +20,8 @@ class FlightTimeout(Exception):
 
 @dataclass
 class _Flight(Generic[R]):
-    done: threading.Event = field(default_factory=threading.Event)
+    # Made by the first waiter, under the flights' lock: most calls have none, and an Event costs a Condition.
+    done: threading.Event | None = None
     result: R | None = None
     error: BaseException | None = None
 
@@ -35,11 +36,13 @@ class Flights(Generic[R]):
         outcome (its exception is raised here too). `shared` is True for a waiter."""
         with self._lock:
             flight = self._flights.get(key)
-            leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
-        if not leader:
-            if not flight.done.wait(timeout):
+            elif flight.done is None:
+                flight.done = threading.Event()
+            done = flight.done
+        if done is not None:
+            if not done.wait(timeout):
                 raise FlightTimeout()
             if flight.error is not None:
                 raise flight.error
@@ -53,7 +56,9 @@ class Flights(Generic[R]):
         finally:
             with self._lock:
                 del self._flights[key]
-            flight.done.set()
+                done = flight.done  # no waiter can come for this flight any more
+            if done is not None:
+                done.set()
 
     def in_flight(self) -> int:
         with self._lock:

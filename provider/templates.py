@@ -126,7 +126,7 @@ def _mode(value: object, name: str) -> int | None:
         return None
     try:
         mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: .inf
         raise invalid(f"template {echo(name)}: filePermission {echo(value)} is not an octal mode such as "
                       "\"0600\"") from None
     if not mode_in_range(mode):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import select
 import socket
@@ -25,7 +26,7 @@ import hvac.exceptions
 import pytest
 import requests
 
-from provider.backends.vault import transport
+from provider.backends.vault import httpadapter, transport
 from provider.backends.vault.client import call
 from provider.backends.vault.config import Connection, TLSSettings
 from provider.backends.vault.httpadapter import (
@@ -254,6 +255,53 @@ def test_a_chunked_answer_is_read_whole_and_the_connection_kept(server: TCPServe
     assert adapter.request("GET", "/v1/chunked", raise_exception=False).json() == SECRET
     assert adapter.request("GET", "/v1/ok", raise_exception=False).json() == SECRET
     assert adapter.pool.opened == 1
+
+
+class _Bytes:
+    """A socket that has received `raw` (what HTTPResponse reads through makefile)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.raw)
+
+
+def _answered(response_class: type[http.client.HTTPResponse], raw: bytes, method: str) -> Any:
+    response = response_class(_Bytes(raw), method=method)  # type: ignore[arg-type]
+    try:
+        response.begin()
+    except http.client.HTTPException as exc:
+        return type(exc).__name__, str(exc)
+    return (response.status, response.reason, response.version, response.getheaders(), response.chunked,
+            response.length, response.will_close, response.getheader("content-type"), response.read())
+
+
+@pytest.mark.parametrize("head, body, method", [
+    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\ncontent-type:application/json \r\ncontent-length:  2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\nX-A: 1\nX-A: 2\nX-Empty:\nContent-Length: 2\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n  two\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9\r\nX-Cr: a\rb\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\n: no name\r\nBad Name: x\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 100 Continue\r\nX-Skip: 1\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n", b"{}", "PUT"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n", b"2\r\n{}\r\n0\r\n\r\n", "GET"),
+    (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n", b"until the end", "GET"),
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n", b"", "DELETE"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", b"", "HEAD"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n", b"{}", "GET"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 100, b"", "GET"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\n", b"", "GET"),
+    (b"HTTP/2 200 OK\r\nContent-Length: 2\r\n", b"{}", "GET"),
+])
+def test_answers_are_read_as_http_client_reads_them(head: bytes, body: bytes, method: str) -> None:
+    raw = head + b"\r\n" + body
+    assert _answered(httpadapter._Response, raw, method) == _answered(http.client.HTTPResponse, raw, method)
 
 
 # ------------------------------------------------------------------------------------ redirects

@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from provider.backends.vault.objects import ReadRequest, build_request, ensure_v1_prefix, parse_objects
+from provider.backends.vault.objects import (
+    CheckedObjects,
+    ReadRequest,
+    build_request,
+    ensure_v1_prefix,
+    parse_objects,
+)
 from provider.errors import ErrorKind, ProviderError
+from provider.findings import Findings
 
 SPC = "ns/spc"
 
@@ -209,3 +216,29 @@ def test_yaml_error_does_not_echo_the_text() -> None:
         parse_objects(f"- objectName: a\n  secretArgs: {{password: {marker}\n", SPC)
     assert marker not in caught.value.message
     assert "line" in caught.value.message
+
+
+def test_checked_texts_give_the_same_objects_and_warnings_and_errors_are_never_kept() -> None:
+    cache = CheckedObjects(max_text=200, budget=450)
+    text = "- {objectName: a, secretPath: secret/data/a, secretKy: k}"
+    first, again = Findings(), Findings()
+    objects = cache.check(text, "ns/spc", first)
+    assert cache.check(text, "ns/spc", again) is objects and len(cache) == 1
+    assert [(f.object, f.message, f.key, dict(f.fields)) for f in again.items] == \
+        [(f.object, f.message, f.key, dict(f.fields)) for f in first.items] and first.warnings
+    assert cache.check(text, "ns/other", Findings())[0] == objects[0] and len(cache) == 2  # keyed by the SPC too
+    bad = "- {objectName: a, secretPath: secret/data/../b}"
+    for _ in range(2):
+        findings = Findings()
+        assert cache.check(bad, "ns/spc", findings) == () and findings.error_count == 1
+    assert len(cache) == 2
+
+
+def test_checked_texts_are_bounded_by_size() -> None:
+    cache = CheckedObjects(max_text=100, budget=250)
+    for index in range(20):
+        cache.check(f"- {{objectName: o{index}, secretPath: p}}", "ns/spc", Findings())
+    assert cache.chars <= 250 and 0 < len(cache) < 20
+    big = "- {objectName: big, secretPath: p}" + " " * 200
+    cache.check(big, "ns/spc", Findings())
+    assert ("ns/spc", big) not in cache._kept and cache.chars <= 250
