@@ -30,7 +30,7 @@ def objects_text(index: int, size: int) -> str:
 def test_objects_trees_are_kept_only_for_small_texts_and_within_a_text_budget() -> None:
     for index in range(20):  # distinct texts just over the per-text limit: none is kept
         vault_tree(objects_text(index, CACHED_TEXT_CHARS + 1))
-    assert all(len(text) <= CACHED_TEXT_CHARS for text in TREES._trees)
+    assert all(len(text) <= CACHED_TEXT_CHARS for text in TREES)
     for index in range(100):  # distinct texts at the limit: the budget keeps a few
         vault_tree(objects_text(1000 + index, CACHED_TEXT_CHARS))
     assert TREES.chars <= CACHE_TEXT_CHARS and len(TREES) <= CACHE_TEXT_CHARS // CACHED_TEXT_CHARS

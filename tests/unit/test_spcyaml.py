@@ -102,4 +102,4 @@ def test_tree_cache_is_bounded_by_text_size() -> None:
     assert cache.chars <= 250 and len(cache) == 250 // len(small[0])
     big = "- {objectName: big, secretPath: p}" + " " * 200
     cache.get(big)
-    assert big not in cache._trees and cache.chars <= 250
+    assert big not in set(cache) and cache.chars <= 250

@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -36,6 +34,7 @@ from provider.gojson import go_json
 from provider.limits import check_object_count, mode_in_range
 from provider.paths import PathClaim, path_clashes, path_problem
 from provider.plainurl import has_dot_segment
+from provider.textcache import TextSizedCache
 
 FIELDS = DECLARATION.field_names
 STRING_FIELDS = ("objectName", "secretPath", "secretKey", "method", "encoding")
@@ -83,51 +82,27 @@ def parse_objects(text: str, spc: str) -> tuple[VaultObject, ...]:
     return checked(lambda findings: check_objects(text, spc, findings))
 
 
-class CheckedObjects:
+class CheckedObjects(TextSizedCache[tuple[str, str], tuple[tuple[VaultObject, ...], tuple[Finding, ...]]]):
     """The objects of texts that checked without an error, and the warnings they gave, by (SPC label, text):
     every rotation poll of a pod sends the same text, and checking ten objects cost about 0.2 ms of CPU a
     mount. The result depends on nothing else (no pod, no token, no flag). Bounded as the trees are: only
     texts up to CACHED_TEXT_CHARS, all kept texts together under CACHE_TEXT_CHARS, least recently used out."""
 
     def __init__(self, max_text: int = CACHED_TEXT_CHARS, budget: int = CACHE_TEXT_CHARS) -> None:
-        self.max_text = max_text
-        self.budget = budget
-        self._kept: OrderedDict[tuple[str, str], tuple[tuple[VaultObject, ...], tuple[Finding, ...]]] = OrderedDict()
-        self._chars = 0
-        self._lock = threading.Lock()
+        super().__init__(max_text, budget)
 
     def check(self, text: str, spc: str, findings: Findings) -> tuple[VaultObject, ...]:
-        key = (spc, text)
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
+        kept = self.lookup((spc, text))
         if kept is not None:
-            objects, warnings = kept
+            objects, warnings = kept[0]
             for warning in warnings:
                 findings.warn(warning.message, warning.object, warning.key, **warning.fields)
             return objects
         items, errors = len(findings.items), findings.error_count
         objects = _check_objects(text, spc, findings)
-        size = len(text) + len(spc)
-        if findings.error_count == errors and size <= self.max_text:
-            warnings = tuple(findings.items[items:])
-            with self._lock:
-                if key not in self._kept:
-                    self._kept[key] = (objects, warnings)
-                    self._chars += size
-                while self._chars > self.budget:
-                    (old_spc, old_text), _ = self._kept.popitem(last=False)
-                    self._chars -= len(old_spc) + len(old_text)
+        if findings.error_count == errors:
+            self.keep((spc, text), (objects, tuple(findings.items[items:])), len(text) + len(spc))
         return objects
-
-    @property
-    def chars(self) -> int:
-        """The size of the texts (and SPC labels) whose results are kept."""
-        return self._chars
-
-    def __len__(self) -> int:
-        return len(self._kept)
 
 
 CHECKED = CheckedObjects()

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import yaml
 
 from provider import spcyaml
 from provider.errors import echo, invalid
+from provider.textcache import TextSizedCache
 
 _NULL = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -31,39 +30,19 @@ CACHED_TEXT_CHARS = 64 * 1024
 CACHE_TEXT_CHARS = 256 * 1024
 
 
-class TreeCache:
+class TreeCache(TextSizedCache[str, "yaml.Node | None"]):
     """Trees of objects texts, least recently used first out, bounded by the size of the texts."""
 
     def __init__(self, max_text: int = CACHED_TEXT_CHARS, budget: int = CACHE_TEXT_CHARS) -> None:
-        self.max_text = max_text
-        self.budget = budget
-        self._trees: OrderedDict[str, yaml.Node | None] = OrderedDict()
-        self._chars = 0
-        self._lock = threading.Lock()
+        super().__init__(max_text, budget)
 
     def get(self, text: str) -> yaml.Node | None:
-        with self._lock:
-            if text in self._trees:
-                self._trees.move_to_end(text)
-                return self._trees[text]
+        kept = self.lookup(text)
+        if kept is not None:
+            return kept[0]
         node = spcyaml.compose(text)
-        if len(text) <= self.max_text:
-            with self._lock:
-                if text not in self._trees:
-                    self._trees[text] = node
-                    self._chars += len(text)
-                while self._chars > self.budget:
-                    evicted, _ = self._trees.popitem(last=False)
-                    self._chars -= len(evicted)
+        self.keep(text, node, len(text))
         return node
-
-    @property
-    def chars(self) -> int:
-        """The size of the texts whose trees are kept."""
-        return self._chars
-
-    def __len__(self) -> int:
-        return len(self._trees)
 
 
 TREES = TreeCache()

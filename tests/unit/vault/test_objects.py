@@ -241,4 +241,4 @@ def test_checked_texts_are_bounded_by_size() -> None:
     assert cache.chars <= 250 and 0 < len(cache) < 20
     big = "- {objectName: big, secretPath: p}" + " " * 200
     cache.check(big, "ns/spc", Findings())
-    assert ("ns/spc", big) not in cache._kept and cache.chars <= 250
+    assert ("ns/spc", big) not in set(cache) and cache.chars <= 250
