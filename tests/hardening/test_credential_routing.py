@@ -28,6 +28,7 @@ import pytest
 from provider.localdriver import build_mount_request, call_mount
 from tests.hardening.conftest import new_pod, vault_mount
 from tests.support.daemon import Daemon, start_daemon
+from tests.support.http import reply
 from tests.support.openbao import KV2, TLS_SERVER_NAME, Cluster, daemon_env, vault_spc
 
 OBJECTS = "- {objectName: secret-1, secretPath: secret/data/kv1, secretKey: bar1}"
@@ -85,16 +86,6 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(5)
-
-
-def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"",
-          headers: dict[str, str] | None = None) -> None:
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 def not_vault(server: LoopbackServer, handler: BaseHTTPRequestHandler, seen: Received) -> None:

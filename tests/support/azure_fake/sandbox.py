@@ -15,7 +15,6 @@ import ctypes
 import ctypes.util
 import fcntl
 import os
-import select
 import shutil
 import signal
 import socket
@@ -25,6 +24,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+
+from tests.support.http import relay
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -85,17 +86,8 @@ class _Pump(socketserver.BaseRequestHandler):
             upstream.connect(self.server.unix_path)
         except OSError:
             return
-        pair = {self.request: upstream, upstream: self.request}
         try:
-            while True:
-                readable, _, _ = select.select(list(pair), [], [], 60)
-                if not readable:
-                    return
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    pair[sock].sendall(data)
+            relay(self.request, upstream, idle_seconds=60)
         except OSError:
             return
         finally:

@@ -39,6 +39,7 @@ from provider.backends.vault.httpadapter import (
     TLSFailed,
 )
 from provider.errors import ErrorKind, ProviderError
+from tests.support.http import relay, reply
 from tests.support.openbao import TLS_SERVER_NAME, TLSFiles, make_tls_files
 
 SECRET = {"data": {"data": {"value": "v-1"}}}
@@ -89,17 +90,17 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, behaviour: Behaviour) -> None:
         path = self.path
         if path.startswith("/v1/redirect"):
-            self._send(307, b"", {"Location": behaviour.location})
+            reply(self, 307, b"", {"Location": behaviour.location})
         elif path.startswith("/v1/wait"):
             behaviour.release.wait(10)
-            self._send(200, json.dumps(SECRET).encode())
+            reply(self, 200, json.dumps(SECRET).encode())
         elif path.startswith("/v1/hang-up"):
             self.close_connection = True  # no answer at all
         elif path.startswith("/v1/close"):
-            self._send(200, json.dumps(SECRET).encode(), {"Connection": "close"})
+            reply(self, 200, json.dumps(SECRET).encode(), {"Connection": "close"})
             self.close_connection = True
         elif path.startswith("/v1/quietly-close"):
-            self._send(200, json.dumps(SECRET).encode())
+            reply(self, 200, json.dumps(SECRET).encode())
             self.close_connection = True  # keep-alive announced, closed right after: stale for the client
         elif path.startswith("/v1/chunked"):
             self.send_response(200)
@@ -111,17 +112,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
         elif path.startswith("/v1/missing"):
-            self._send(404, b'{"errors":[]}', {"Content-Type": "application/json"})
+            reply(self, 404, b'{"errors":[]}', {"Content-Type": "application/json"})
         else:
-            self._send(200, json.dumps(SECRET).encode(), {"Content-Type": "application/json"})
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            reply(self, 200, json.dumps(SECRET).encode(), {"Content-Type": "application/json"})
 
     do_GET = do_POST = do_PUT = do_LIST = do_HEAD = do_PATCH = _answer
 
@@ -550,17 +543,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.send_response(200, "Connection established")
         self.end_headers()
         self.close_connection = True
-        sockets = [self.connection, upstream]
         with upstream:
-            while True:
-                readable, _, _ = select.select(sockets, [], [], 5)
-                if not readable:
-                    return
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (upstream if sock is self.connection else self.connection).sendall(data)
+            relay(self.connection, upstream, idle_seconds=5)
 
     def do_GET(self) -> None:
         self.server.seen.append(("GET", self.path, self.headers.get("Proxy-Authorization")))  # type: ignore[attr-defined]
