@@ -26,6 +26,7 @@ import yaml
 from provider.redaction import redact_text
 
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+IN_CLUSTER_CA_FILE = os.path.join(IN_CLUSTER_DIR, "ca.crt")
 MIN_EXPIRATION_SECONDS = 600  # the API server's minimum; kubelet asks for the same for tokenRequests
 
 
@@ -67,7 +68,7 @@ def load_connection(environ: Mapping[str, str]) -> KubeConnection:
     host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
     token_file = os.path.join(IN_CLUSTER_DIR, "token")
     if host and port and os.path.exists(token_file):
-        context = ssl.create_default_context(cafile=os.path.join(IN_CLUSTER_DIR, "ca.crt"))
+        context = ssl.create_default_context(cafile=IN_CLUSTER_CA_FILE)
         server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
         return KubeConnection(server=server, ssl_context=context, token_file=token_file)
     paths = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]

@@ -73,10 +73,11 @@ def declarations() -> list[Declaration]:
 
 def add_backend_arguments(parser: argparse.ArgumentParser, policy_group: Any) -> None:
     """Each backend's flags in a group of its own; its policy flags into `policy_group`."""
-    for declaration in declarations():
+    built = declarations()
+    for declaration in built:
         for flag in declaration.policy_flags:
             flag.add_to(policy_group)
-    for declaration in declarations():
+    for declaration in built:
         declaration.add_flags(parser.add_argument_group(f"{declaration.name} backend"))
 
 

@@ -11,11 +11,11 @@ import argparse
 
 from provider.backends.azure.tokenproxy import (
     DEFAULT_PROXY_URL,
-    IN_CLUSTER_CA_FILE,
     check_proxy_url,
     check_sni_name,
 )
 from provider.contract import Declaration, Flag, ObjectField, Parameter
+from provider.kube import IN_CLUSTER_CA_FILE
 from provider.scalars import FLAG_BOOL, GO_BOOL
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
@@ -88,12 +88,13 @@ def _flag(value: str) -> bool:
 
 def _cloud(name: str) -> str:
     """--cloud-name: the cloud's canonical spelling (any letter case is accepted, as for cloudName)."""
-    from provider.backends.azure.clouds import CLOUD_NAMES
+    from provider.backends.azure.clouds import CLOUD_NAMES, canonical_cloud_name
+    from provider.errors import ProviderError
 
-    for known in CLOUD_NAMES:
-        if known.lower() == name.strip().lower():
-            return known
-    raise argparse.ArgumentTypeError(f"{name!r} is not a cloud; use one of {', '.join(CLOUD_NAMES)}")
+    try:
+        return canonical_cloud_name(name)
+    except ProviderError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a cloud; use one of {', '.join(CLOUD_NAMES)}") from None
 
 
 def _proxy_url(url: str) -> str:

@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provider.errors import ErrorKind, ProviderError
+from provider.kube import IN_CLUSTER_CA_FILE
 
 DEFAULT_PROXY_URL = "https://kubernetes.default.svc.cluster.local"
 API_SERVER_HOST = "kubernetes.default.svc.cluster.local"
-IN_CLUSTER_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 DISCOVERY_TIMEOUT_SECONDS = 5.0
 _CLUSTER_NAME = re.compile(r"^hcp-kubernetes\.([A-Za-z0-9-]+)\.svc\.cluster\.local$")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
