@@ -33,8 +33,6 @@ _DECODER = json.JSONDecoder(parse_int=JsonNumber, parse_float=JsonNumber, parse_
 
 def parse_json(body: bytes) -> Any:
     """Vault's JSON answer with numbers kept as JsonNumber; raises ValueError when it is not JSON."""
-    if isinstance(body, str):
-        return json.loads(body, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant)
     return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))  # what json.loads does
 
 

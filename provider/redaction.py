@@ -128,6 +128,3 @@ REDACTOR = Redactor(KNOWN_SECRETS)
 def redact_text(text: str) -> str:
     return REDACTOR.text(text)
 
-
-def redact(value: Any) -> Any:
-    return REDACTOR.value(value)

@@ -66,8 +66,7 @@ class VaultBackend:
             groups.setdefault(obj.request, []).append(obj)
         gate = adapter.pool.mounts
         if not gate.acquire(deadline - time.monotonic()):
-            raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the mount deadline passed before every object "
-                                f"was read from {where(plan)}; check that Vault answers in time")
+            raise _unread_at_deadline(plan)
         try:
             answers = self._read_all(reads, plan, groups, deadline)
         finally:
@@ -81,6 +80,11 @@ class VaultBackend:
             bodies = self.fanout.run(lambda item: reads.read(*item), items, self.concurrency,
                                      lambda: deadline - time.monotonic())
         except DeadlinePassed:
-            raise ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the mount deadline passed before every object "
-                                f"was read from {where(plan)}; check that Vault answers in time") from None
+            raise _unread_at_deadline(plan) from None
         return {request: body for (request, _), body in zip(items, bodies, strict=True)}
+
+
+def _unread_at_deadline(plan: VaultPlan) -> ProviderError:
+    """The mount's deadline came before every read was answered (or could start)."""
+    return ProviderError(ErrorKind.DEADLINE_EXCEEDED, f"the mount deadline passed before every object was read "
+                         f"from {where(plan)}; check that Vault answers in time")

@@ -120,10 +120,6 @@ class Reply:
         return self.status_code < 400
 
     @property
-    def is_redirect(self) -> bool:
-        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
-
-    @property
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
 
