@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provider.errors import ErrorKind, ProviderError, echo
@@ -81,11 +81,16 @@ def _path_and_contents(files: Sequence[SecretFile]) -> Iterable[bytes]:
         yield item.contents
 
 
-def object_versions(files: Sequence[SecretFile], key: VersionKey) -> dict[str, str]:
-    """One version per object id, in first-seen order."""
+def files_by_object(files: Sequence[SecretFile]) -> dict[str, list[SecretFile]]:
+    """The files of each object id, ids in first-seen order: one pass, however many objects."""
     grouped: dict[str, list[SecretFile]] = {}
     for item in files:
         grouped.setdefault(item.object_id, []).append(item)
+    return grouped
+
+
+def object_versions(grouped: Mapping[str, Sequence[SecretFile]], key: VersionKey) -> dict[str, str]:
+    """One version per object id of `files_by_object`, in its order."""
     versions: dict[str, str] = {}
     for object_id, group in grouped.items():
         native = {item.version for item in group}
@@ -101,11 +106,8 @@ def object_versions(files: Sequence[SecretFile], key: VersionKey) -> dict[str, s
     return versions
 
 
-def object_records(files: Sequence[SecretFile], versions: dict[str, str]) -> list[ObjectRecord]:
-    """What was mounted for each object id, in the order of `versions`."""
-    by_object: dict[str, list[SecretFile]] = {}
-    for item in files:  # one pass: a thousand objects must not cost a million comparisons
-        by_object.setdefault(item.object_id, []).append(item)
+def object_records(by_object: Mapping[str, Sequence[SecretFile]], versions: dict[str, str]) -> list[ObjectRecord]:
+    """What was mounted for each object id of `files_by_object`, in the order of `versions`."""
     return [
         ObjectRecord(
             object_id=object_id,

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from provider.errors import ErrorKind, ProviderError, echo, invalid
-from provider.files import ObjectRecord, SecretFile, VersionKey, object_records, object_versions
+from provider.files import ObjectRecord, SecretFile, VersionKey, files_by_object, object_records, object_versions
 from provider.limits import MAX_RESPONSE_BYTES, SYNC_WARNING_BYTES, mode_in_range
 from provider.paths import PathClaim, path_clashes, validate_path
 
@@ -62,9 +62,10 @@ def assemble(files: Sequence[SecretFile], default_mode: int, key: VersionKey) ->
     if not files:
         raise invalid("the SecretProviderClass produced no files; list at least one object")
     check_file_set(files)
-    versions = object_versions(files, key)
+    grouped = files_by_object(files)
+    versions = object_versions(grouped, key)
     moded = tuple((f, resolve_mode(f, default_mode)) for f in files)
-    return Assembled(moded, versions, object_records(files, versions))
+    return Assembled(moded, versions, object_records(grouped, versions))
 
 
 def check_size(size: int, records: Sequence[ObjectRecord]) -> None:
