@@ -39,6 +39,7 @@ from provider.contract import spc_label
 from provider.errors import ErrorKind, ProviderError, invalid
 from provider.findings import Findings, checked
 from provider.plainurl import has_dot_segment, parse_plain_url, shown_url
+from provider.policy import FilesPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
 from provider.scalars import GO_BOOL
 
@@ -189,10 +190,8 @@ def mount_path_problem(mount: str) -> str | None:
 def _connection(params: Mapping[str, str], defaults: Defaults, spc: str) -> Connection:
     layers = (*defaults.layers, _spc_layer(params, defaults.policy, spc))
     address = check_address(_last(layers, ADDRESS) or DEFAULT_ADDRESS, f"SecretProviderClass {spc}")
-    files = defaults.policy.files
-    files_root = os.path.realpath(files.allowed_files_dir) if files.allowed_files_dir else ""
     return Connection(address=address, namespace=_last(layers, NAMESPACE).strip("/"),
-                      tls=_tls(layers, spc, files_root))
+                      tls=_tls(layers, spc, defaults.policy.files))
 
 
 def _spc_layer(params: Mapping[str, str], policy: VaultPolicy, spc: str) -> dict[str, str]:
@@ -237,13 +236,16 @@ def _last(layers: tuple[Mapping[str, str], ...], name: str) -> str:
     return value
 
 
-def _tls(layers: tuple[Mapping[str, str], ...], spc: str, files_root: str) -> TLSSettings:
-    """The TLS settings from the layers, the SPC's last; files the SPC named are to stay under files_root."""
+def _tls(layers: tuple[Mapping[str, str], ...], spc: str, files: FilesPolicy) -> TLSSettings:
+    """The TLS settings from the layers, the SPC's last; files the SPC named are to stay under the real path
+    of --allowed-files-dir (resolved only when the SPC names one: most mounts name none)."""
     ca_cert = ca_directory = client_cert = client_key = ca_root = client_root = ""
     skip = False
     sources = ("environment", "flags", f"SecretProviderClass {spc}")
     for index, (source, layer) in enumerate(zip(sources[-len(layers):], layers, strict=True)):
-        root = files_root if index == len(layers) - 1 else ""
+        spc_layer = index == len(layers) - 1
+        root = os.path.realpath(files.allowed_files_dir) if spc_layer and files.allowed_files_dir and any(
+            layer.get(name, "").strip() for name in (CA_CERT, CA_DIRECTORY, CLIENT_CERT, CLIENT_KEY)) else ""
         if layer.get(CA_CERT, "").strip() or layer.get(CA_DIRECTORY, "").strip():
             ca_cert, ca_directory = _pair(layer, CA_CERT, CA_DIRECTORY, source, both_required=False)
             ca_root = root

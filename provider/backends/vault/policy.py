@@ -9,7 +9,8 @@ name are the core's policy (provider.policy), carried here for the Vault checks 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,10 @@ from provider.errors import ErrorKind, ProviderError, invalid
 from provider.plainurl import parse_plain_url
 from provider.policy import FilesPolicy
 
+Origin = tuple[str, str, int, str]  # scheme, host, port, path
 
-def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
+
+def _origin_and_path(url: str) -> Origin | None:
     """Compared by the strict parser that also builds the URL dialled, so both read the same host;
     None for a URL that is not plain (user information, backslashes, dot segments...)."""
     try:
@@ -28,21 +31,23 @@ def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
     return parts.scheme, parts.host, parts.effective_port, parts.path
 
 
-def address_allowed(address: str, prefixes: Sequence[str]) -> bool:
-    """True when address has the scheme, host and port of a prefix and its path under the prefix's path.
-
-    Compared by parts, not as text, so `https://vault.corp` does not admit `https://vault.corp.evil.example`.
-    """
-    wanted = _origin_and_path(address)
+def _under_a_prefix(wanted: Origin | None, prefixes: Iterable[Origin | None]) -> bool:
     if wanted is None:
         return False
-    for prefix in prefixes:
-        allowed = _origin_and_path(prefix)
+    for allowed in prefixes:
         if allowed is None or allowed[:3] != wanted[:3]:
             continue
         if wanted[3] == allowed[3] or wanted[3].startswith(allowed[3] + "/"):
             return True
     return False
+
+
+def address_allowed(address: str, prefixes: Sequence[str]) -> bool:
+    """True when address has the scheme, host and port of a prefix and its path under the prefix's path.
+
+    Compared by parts, not as text, so `https://vault.corp` does not admit `https://vault.corp.evil.example`.
+    """
+    return _under_a_prefix(_origin_and_path(address), map(_origin_and_path, prefixes))
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,14 @@ class VaultPolicy:
         return cls(allowed_addresses=tuple(a.strip() for a in addresses.split(",") if a.strip()),
                    allow_skip_tls_verify=bool(flag["allow_vault_skip_tls_verify"]), files=files)
 
+    @functools.cached_property
+    def _prefixes(self) -> tuple[Origin | None, ...]:
+        # Parsed once: every mount that names vaultAddress, and every redirect, is compared with them.
+        return tuple(map(_origin_and_path, self.allowed_addresses))
+
     def allows_address(self, address: str) -> bool:
-        """True when no list is set or the address is under one of its prefixes."""
-        return not self.allowed_addresses or address_allowed(address, self.allowed_addresses)
+        """True when no list is set or the address is under one of its prefixes (as address_allowed)."""
+        return not self.allowed_addresses or _under_a_prefix(_origin_and_path(address), self._prefixes)
 
     def check_address_allowed(self, address: str, source: str) -> None:
         if not self.allows_address(address):
