@@ -74,3 +74,18 @@ def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     head = (limit - len(note)) * 3 // 4
     tail = limit - len(note) - head
     return message[:head] + note + message[len(message) - tail:]
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every one it came from: causes, contexts, and the exceptions libraries keep
+    inside (azure-core's `inner_exception`, urllib3's `reason`, exceptions passed as arguments)."""
+    seen: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending.extend([current.__cause__, current.__context__, getattr(current, "inner_exception", None),
+                        getattr(current, "reason", None), *current.args])
+    return seen

@@ -26,9 +26,10 @@ from provider.backends.azure.config import (
     ManagedIdentity,
     ServicePrincipal,
     WorkloadIdentity,
+    identity_mode,
 )
 from provider.backends.azure.retry import RETRY_STATUSES
-from provider.errors import ErrorKind, ProviderError
+from provider.errors import ErrorKind, ProviderError, exception_chain
 from provider.redaction import redact_text
 from provider.retry import GaveUp, retry_after
 
@@ -53,19 +54,8 @@ def transient(exc: BaseException) -> tuple[bool, float | None]:
 
 def unresolvable(exc: BaseException) -> bool:
     """True when the vault's host name does not resolve (a misspelt keyvaultName): not worth a retry."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror) or type(current).__name__ == "NameResolutionError":
-            return True
-        pending.extend([current.__cause__, current.__context__, getattr(current, "inner_exception", None),
-                        getattr(current, "reason", None)])
-        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return False
+    return any(isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError"
+               for e in exception_chain(exc))
 
 
 def translate(exc: BaseException, what: str, operation: str, vault: str, identity: Identity) -> ProviderError:
@@ -181,7 +171,6 @@ def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str
             f"system:serviceaccount:{identity.namespace}:{identity.service_account} and audience "
             f"{WORKLOAD_IDENTITY_AUDIENCE}"
         )
-        mode = "workload identity"
     elif isinstance(identity, IdentityBinding):
         hint = (
             f"check that an identity binding maps managed identity {identity.client_id} to this cluster, that "
@@ -189,24 +178,18 @@ def _identity_failure(exc: ClientAuthenticationError, identity: Identity) -> str
             f"verb use-managed-identity on cid.wi.aks.azure.com, resource {identity.client_id}, bound to it), "
             f"and that the token's audience is {IDENTITY_BINDING_AUDIENCE}"
         )
-        mode = "identity binding"
     elif isinstance(identity, ServicePrincipal):
         hint = f"check clientid and clientsecret in the nodePublishSecretRef Secret and tenant {identity.tenant_id}"
-        mode = "service principal"
     else:
         assert isinstance(identity, ManagedIdentity)
         which = f"user-assigned identity {identity.client_id}" if identity.client_id else "the system-assigned identity"
         hint = f"check that {which} is assigned to the node's VM or scale set"
-        mode = "managed identity"
-    return f"{mode} login to Entra ID failed: {_clip(redact_text(reason))}; {hint}"
+    return f"{_mode(identity)} login to Entra ID failed: {_clip(redact_text(reason))}; {hint}"
 
 
 def _mode(identity: Identity) -> str:
-    if isinstance(identity, WorkloadIdentity):
-        return "workload identity"
-    if isinstance(identity, IdentityBinding):
-        return "identity binding"
-    return "service principal" if isinstance(identity, ServicePrincipal) else "managed identity"
+    """The identity mode in words ("workload identity"), for messages."""
+    return identity_mode(identity).replace("-", " ")
 
 
 def _from_vault(exc: HttpResponseError, vault: str) -> bool:

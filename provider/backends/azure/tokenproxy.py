@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from provider.errors import ErrorKind, ProviderError
+from provider.errors import ErrorKind, ProviderError, exception_chain
 from provider.kube import IN_CLUSTER_CA_FILE
 
 DEFAULT_PROXY_URL = "https://kubernetes.default.svc.cluster.local"
@@ -168,29 +168,15 @@ def _reason(exc: OSError) -> str:
     return str(exc.strerror or type(exc).__name__)
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and every one it came from (causes, contexts, urllib3's `reason`, wrapped arguments)."""
-    seen: list[BaseException] = []
-    pending: list[object] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        pending.extend([current.__cause__, current.__context__, getattr(current, "inner_exception", None),
-                        getattr(current, "reason", None), *current.args])
-    return seen
-
-
 def tls_refused(exc: BaseException) -> bool:
     """True when a TLS handshake (not the network) failed somewhere in the exception's chain."""
-    return any(isinstance(e, ssl.SSLError) for e in _chain(exc))
+    return any(isinstance(e, ssl.SSLError) for e in exception_chain(exc))
 
 
 def transport_reason(exc: BaseException) -> str:
     """The root of a failed HTTP request in a few words ("Connection refused", "Hostname mismatch, ...")
     rather than the layers of requests and urllib3 around it."""
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     for wanted in (ssl.SSLError, TimeoutError, OSError):
         for current in chain:
             if isinstance(current, wanted) and (not isinstance(current, OSError) or current.strerror
