@@ -41,12 +41,11 @@ DOCUMENT_PARAMETERS = frozenset({"objects", "templates"})
 def check_parameter_sizes(parameters: Mapping[str, str]) -> None:
     """INVALID_ARGUMENT naming the first parameter over its cap, and the cap."""
     for name, value in parameters.items():
-        if name in DOCUMENT_PARAMETERS and len(value) > MAX_DOCUMENT_CHARS:
+        cap, kind = ((MAX_DOCUMENT_CHARS, "'objects' and 'templates'") if name in DOCUMENT_PARAMETERS
+                     else (MAX_PARAMETER_CHARS, "a parameter"))
+        if len(value) > cap:
             raise invalid(f"parameter {echo(name)} is {len(value)} characters long, over the provider's limit of "
-                          f"{MAX_DOCUMENT_CHARS} characters for 'objects' and 'templates'")
-        if name not in DOCUMENT_PARAMETERS and len(value) > MAX_PARAMETER_CHARS:
-            raise invalid(f"parameter {echo(name)} is {len(value)} characters long, over the provider's limit of "
-                          f"{MAX_PARAMETER_CHARS} characters for a parameter")
+                          f"{cap} characters for {kind}")
 
 
 def check_object_count(count: int, where: str) -> None:
