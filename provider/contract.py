@@ -20,7 +20,7 @@ from provider.errors import echo
 from provider.files import SecretFile
 from provider.findings import Finding, Findings, nearest, warn_once
 from provider.request import DRIVER_ADDED_KEYS, MountContext
-from provider.scalars import BoolSyntax
+from provider.scalars import GO_BOOL, BoolSyntax
 from provider.templates import TEMPLATES_PARAMETER
 
 PlanT = TypeVar("PlanT")
@@ -40,6 +40,11 @@ class Parameter:
     booleans: BoolSyntax | None = None  # a boolean parameter: the texts it takes (GO_BOOL for the usual)
     ignored: str = ""  # accepted and ignored; the warning says why (as by the official provider...)
     row_of: str = ""  # documented in the row of that parameter (a pair such as a certificate and its key)
+
+    def boolean(self, text: str) -> bool | None:
+        """text read with the parameter's booleans (Go's strconv.ParseBool unless it declares others);
+        None when text is not one of them."""
+        return (self.booleans or GO_BOOL).parse(text)
 
     def read(self, params: Mapping[str, str]) -> str:
         """Its value, trimmed, or its first alias's that is set; "" when none is."""

@@ -24,11 +24,11 @@ from provider.backends.azure.declaration import (
 from provider.backends.azure.objects import KeyVaultObject, check_objects
 from provider.backends.azure.policy import AzurePolicy
 from provider.backends.azure.tokenproxy import TokenProxySettings
+from provider.contract import Parameter
 from provider.errors import ErrorKind, ProviderError, echo, invalid
 from provider.findings import Findings, checked
 from provider.paths import PathClaim, path_clashes
 from provider.request import MountContext, PodInfo
-from provider.scalars import GO_BOOL, BoolSyntax
 
 _TENANT = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9.-]{1,256}$")
@@ -121,14 +121,14 @@ class AzurePlan:
         return identity_mode(self.identity)
 
 
-def parse_bool(value: str, name: str, booleans: BoolSyntax = GO_BOOL) -> bool:
-    """The parameter's declared booleans (Go's strconv.ParseBool, which SPCs written for the official provider
-    rely on); "" is false."""
+def parse_bool(value: str, parameter: Parameter) -> bool:
+    """The parameter's declared booleans (Go's strconv.ParseBool unless it declares others, which SPCs
+    written for the official provider rely on); "" is false."""
     text = value.strip()
-    setting = booleans.parse(text) if text else False
+    setting = parameter.boolean(text) if text else False
     if setting is not None:
         return setting
-    raise invalid(f"failed to parse {name} flag: {echo(text)} is not true or false")
+    raise invalid(f"failed to parse {parameter.name} flag: {echo(text)} is not true or false")
 
 
 def build_plan(ctx: MountContext, options: AzureOptions) -> AzurePlan:
@@ -147,8 +147,7 @@ def check_plan(ctx: MountContext, options: AzureOptions, findings: Findings) -> 
         findings.error(invalid("pod namespace is not provided (the CSIDriver must have podInfoOnMount: true)"))
     params = {key: value.strip() for key, value in ctx.parameters.items()}
     use_pod_identity, use_vm_identity, use_token_proxy = (
-        bool(findings.attempt(functools.partial(parse_bool, params.get(name, ""), name,
-                                                    DECLARATION.parameter(name).booleans or GO_BOOL)))
+        bool(findings.attempt(functools.partial(parse_bool, params.get(name, ""), DECLARATION.parameter(name))))
         for name in ("usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy")
     )
     if use_pod_identity + use_vm_identity + use_token_proxy > 1:

@@ -41,7 +41,6 @@ from provider.findings import Findings, checked
 from provider.plainurl import has_dot_segment, parse_plain_url, shown_url
 from provider.policy import FilesPolicy
 from provider.request import MountContext, PodInfo, ServiceAccountToken
-from provider.scalars import GO_BOOL
 
 # The environment variables the official provider's Vault client reads, by the parameter they default.
 ENVIRONMENT = {
@@ -270,7 +269,7 @@ def _skip_verify(value: str, source: str) -> bool | None:
     value = value.strip()
     if not value:
         return None
-    setting = (DECLARATION.parameter(SKIP_VERIFY).booleans or GO_BOOL).parse(value)
+    setting = DECLARATION.parameter(SKIP_VERIFY).boolean(value)
     if setting is not None:
         return setting
     raise invalid(f"{source}: vaultSkipTLSVerify {value!r} is not a boolean; use \"true\" or \"false\"")

@@ -20,6 +20,7 @@ from provider.backends.azure.config import (
 )
 from provider.backends.azure.declaration import DECLARATION
 from provider.backends.azure.policy import AzurePolicy
+from provider.contract import Parameter
 from provider.errors import ErrorKind, ProviderError
 from provider.policy import FilesPolicy
 from provider.request import MountContext, parse_mount_request
@@ -184,13 +185,13 @@ def test_secrets_and_tokens_never_show_in_the_plan_repr() -> None:
      ("false", False), ("False", False), ("0", False), ("", False), ("F", False)],
 )
 def test_parse_bool_is_go_strconv(value: str, expected: bool) -> None:
-    assert parse_bool(value, "flag") is expected
+    assert parse_bool(value, Parameter("flag", "")) is expected
 
 
 @pytest.mark.parametrize("value", ["test", "invalid", "yes", "on", "tru"])
 def test_parse_bool_rejects(value: str) -> None:
     with pytest.raises(ProviderError, match="failed to parse flag"):
-        parse_bool(value, "flag")
+        parse_bool(value, Parameter("flag", ""))
 
 
 @pytest.mark.parametrize(
