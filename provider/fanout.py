@@ -195,9 +195,10 @@ class _Batch(Generic[T, R]):
                     raise failed
                 if self._done == len(self._items):
                     return list(self._results)  # type: ignore[arg-type]
-                unfinished = [i for i, finished in enumerate(self._finished) if not finished]
             left = time_left()
             if left <= 0:
+                with self._lock:  # listed only when reported: up to a thousand items, at most once a mount
+                    unfinished = [i for i, finished in enumerate(self._finished) if not finished]
                 raise DeadlinePassed(unfinished)
             if self._wake.acquire(timeout=left):
                 self._wake.release()  # stays open: every later look finds the batch done or failed
